@@ -1,0 +1,287 @@
+// The only pybind11 code: converts and checks arrays, releases the GIL around kernels,
+// maps C++ errors to Python ones (std::invalid_argument -> ValueError,
+// std::out_of_range -> IndexError). Everything is validated here, before any kernel runs,
+// so bad input raises instead of crashing the interpreter.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <climits>
+#include <cmath>
+#include <cstring>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "textlrp/engine.hpp"
+#include "textlrp/model.hpp"
+
+namespace py = pybind11;
+using namespace textlrp;
+
+namespace {
+
+template <class T>
+using farray = py::array_t<T, py::array::c_style | py::array::forcecast>;
+
+// Copies a real-valued array of the expected rank into a vector; returns its shape.
+template <class T>
+std::vector<py::ssize_t> take(const py::handle& obj, int ndim, const std::string& name,
+                              std::vector<T>& out) {
+    py::array raw = py::array::ensure(obj);
+    if (!raw) throw py::type_error(name + " must be an array of numbers");
+    const char kind = raw.dtype().kind();
+    if (kind != 'f' && kind != 'i' && kind != 'u')
+        throw py::type_error(name + " must hold real numbers, got dtype " +
+                             std::string(py::str(raw.dtype())));
+    if (raw.ndim() != ndim)
+        throw std::invalid_argument(name + " must have " + std::to_string(ndim) +
+                                    " dimensions, got " + std::to_string(raw.ndim()));
+    farray<T> a = farray<T>::ensure(raw);
+    out.assign(a.data(), a.data() + a.size());
+    return std::vector<py::ssize_t>(a.shape(), a.shape() + a.ndim());
+}
+
+// Copies an integer array. A private copy means a caller mutating its array from another
+// thread while the GIL is released cannot invalidate the checks done here.
+std::vector<std::int64_t> take_ints(const py::handle& obj, const std::string& name) {
+    py::array raw = py::array::ensure(obj);
+    if (!raw) throw py::type_error(name + " must be an integer array");
+    const char kind = raw.dtype().kind();
+    if (kind != 'i' && kind != 'u')
+        throw py::type_error(name + " must be an integer array, got dtype " +
+                             std::string(py::str(raw.dtype())));
+    if (raw.ndim() != 1) throw std::invalid_argument(name + " must be one-dimensional");
+    auto a = py::array_t<std::int64_t, py::array::c_style | py::array::forcecast>::ensure(raw);
+    return std::vector<std::int64_t>(a.data(), a.data() + a.size());
+}
+
+template <class T>
+Model<T> build_model(const py::handle& embedding, const py::list& layers, const py::list& head) {
+    Model<T> m;
+    auto shape = take<T>(embedding, 2, "embedding", m.embedding);
+    m.vocab_size = int(shape[0]);
+    m.embedding_dim = int(shape[1]);
+    for (std::size_t l = 0; l < layers.size(); ++l) {
+        LstmLayer<T> layer;
+        const py::list dirs = layers[l].cast<py::list>();
+        for (std::size_t k = 0; k < dirs.size(); ++k) {
+            const std::string name = "lstm layer " + std::to_string(l) + " direction " + std::to_string(k);
+            const py::tuple parts = dirs[k].cast<py::tuple>();
+            if (parts.size() != 3) throw std::invalid_argument(name + ": expected (W_ih, W_hh, b)");
+            LstmDirection<T> dir;
+            auto s_ih = take<T>(parts[0], 2, name + " W_ih", dir.W_ih);
+            auto s_hh = take<T>(parts[1], 2, name + " W_hh", dir.W_hh);
+            auto s_b = take<T>(parts[2], 1, name + " b", dir.b);
+            if (s_ih[0] % 4 != 0 || s_ih[0] == 0)
+                throw std::invalid_argument(name + " W_ih: rows must be 4 * hidden size, got " +
+                                            std::to_string(s_ih[0]));
+            dir.d = int(s_ih[0] / 4);
+            dir.in = int(s_ih[1]);
+            if (s_hh[0] != 4 * dir.d || s_hh[1] != dir.d)
+                throw std::invalid_argument(name + " W_hh: expected shape (" + std::to_string(4 * dir.d) +
+                                            ", " + std::to_string(dir.d) + "), got (" +
+                                            std::to_string(s_hh[0]) + ", " + std::to_string(s_hh[1]) + ")");
+            if (s_b[0] != 4 * dir.d)
+                throw std::invalid_argument(name + " b: expected " + std::to_string(4 * dir.d) +
+                                            " values, got " + std::to_string(s_b[0]));
+            layer.dirs.push_back(std::move(dir));
+        }
+        if (layer.dirs.size() == 2 && layer.dirs[0].d != layer.dirs[1].d)
+            throw std::invalid_argument("lstm layer " + std::to_string(l) +
+                                        ": both directions must have the same hidden size");
+        m.layers.push_back(std::move(layer));
+    }
+    for (std::size_t k = 0; k < head.size(); ++k) {
+        const std::string name = "head layer " + std::to_string(k);
+        const py::tuple parts = head[k].cast<py::tuple>();
+        if (parts.size() != 2) throw std::invalid_argument(name + ": expected (W, b or None)");
+        DenseLayer<T> dense;
+        auto s_w = take<T>(parts[0], 2, name + " W", dense.W);
+        dense.out = int(s_w[0]);
+        dense.in = int(s_w[1]);
+        if (parts[1].is_none()) {
+            dense.b.assign(dense.out, T(0));
+        } else {
+            auto s_b = take<T>(parts[1], 1, name + " b", dense.b);
+            if (s_b[0] != dense.out)
+                throw std::invalid_argument(name + " b: expected " + std::to_string(dense.out) +
+                                            " values, got " + std::to_string(s_b[0]));
+        }
+        m.head.push_back(std::move(dense));
+    }
+    m.finalize();
+    return m;
+}
+
+// A validated private copy of a batch.
+struct BatchData {
+    std::vector<std::int64_t> ids, offsets, targets;
+    std::vector<std::uint8_t> deleted;
+    bool has_targets = false;
+    Batch batch() const {
+        Batch b;
+        b.ids = ids.data();
+        b.offsets = offsets.data();
+        b.n = std::int64_t(offsets.size()) - 1;
+        b.deleted = deleted.empty() ? nullptr : deleted.data();
+        return b;
+    }
+    const std::int64_t* target_ptr() const { return has_targets ? targets.data() : nullptr; }
+    std::int64_t n() const { return std::int64_t(offsets.size()) - 1; }
+    std::int64_t n_tokens() const { return std::int64_t(ids.size()); }
+};
+
+void check_threads(int threads) {
+    if (threads < 1) throw std::invalid_argument("threads must be >= 1, got " + std::to_string(threads));
+}
+
+template <class T>
+BatchData take_batch(const Model<T>& m, const py::handle& ids, const py::handle& offsets,
+                     const py::handle& deleted, const py::handle& targets) {
+    BatchData d;
+    d.ids = take_ints(ids, "ids");
+    d.offsets = take_ints(offsets, "offsets");
+    if (d.offsets.empty()) throw std::invalid_argument("offsets must have at least one entry");
+    for (std::size_t k = 0; k + 1 < d.offsets.size(); ++k)
+        if (d.offsets[k + 1] - d.offsets[k] > INT_MAX)
+            throw std::invalid_argument("sequence " + std::to_string(k) + " is too long");
+    if (!deleted.is_none()) {
+        py::array raw = py::array::ensure(deleted);
+        if (!raw || raw.ndim() != 1 || std::size_t(raw.size()) != d.ids.size())
+            throw std::invalid_argument("deleted must be a 1-D mask with one entry per token");
+        auto a = py::array_t<std::uint8_t, py::array::c_style | py::array::forcecast>::ensure(raw);
+        d.deleted.assign(a.data(), a.data() + a.size());
+    }
+    if (!targets.is_none()) {
+        d.targets = take_ints(targets, "targets");
+        if (std::int64_t(d.targets.size()) != d.n())
+            throw std::invalid_argument("targets must have one entry per sequence");
+        d.has_targets = true;
+    }
+    validate_batch(m, d.batch(), d.n_tokens(), d.target_ptr());
+    return d;
+}
+
+template <class T>
+py::array_t<T> empty(std::vector<py::ssize_t> shape) {
+    return py::array_t<T>(shape);
+}
+
+template <class T>
+void register_model(py::module_& mod, const char* name) {
+    using M = Model<T>;
+    py::class_<M>(mod, name, "A validated, immutable copy of a model's weights (gate order i, f, g, o).")
+        .def(py::init(&build_model<T>), py::arg("embedding"), py::arg("layers"), py::arg("head"))
+        .def_readonly("vocab_size", &M::vocab_size)
+        .def_readonly("embedding_dim", &M::embedding_dim)
+        .def_property_readonly("n_classes", &M::n_classes)
+        .def_property_readonly("n_features", &M::n_features)
+        .def(
+            "forward",
+            [](const M& m, py::handle ids, py::handle offsets, py::handle deleted, int threads) {
+                check_threads(threads);
+                BatchData d = take_batch(m, ids, offsets, deleted, py::none());
+                auto scores = empty<T>({d.n(), m.n_classes()});
+                T* s = scores.mutable_data();
+                {
+                    // Safe: the kernels read only the private copies and the immutable model.
+                    py::gil_scoped_release release;
+                    forward(m, d.batch(), threads, s);
+                }
+                return scores;
+            },
+            py::arg("ids"), py::arg("offsets"), py::arg("deleted") = py::none(), py::arg("threads") = 1)
+        .def(
+            "lrp",
+            [](const M& m, py::handle ids, py::handle offsets, py::handle deleted, py::handle targets,
+               double eps, double bias_factor, const std::string& rule, int threads, bool keep_embedding) {
+                check_threads(threads);
+                if (!std::isfinite(eps) || eps < 0)
+                    throw std::invalid_argument("eps must be finite and >= 0, got " + std::to_string(eps));
+                if (!std::isfinite(bias_factor))
+                    throw std::invalid_argument("bias_factor must be finite");
+                LrpParams p;
+                p.eps = eps;
+                p.bias_factor = bias_factor;
+                p.rule = parse_rule(rule);
+                BatchData d = take_batch(m, ids, offsets, deleted, targets);
+                auto scores = empty<T>({d.n(), m.n_classes()});
+                auto tout = empty<std::int64_t>({d.n()});
+                auto rel = empty<T>({d.n_tokens()});
+                auto rest = empty<T>({d.n()});
+                py::object emb = py::none();
+                T* emb_ptr = nullptr;
+                if (keep_embedding) {
+                    auto a = empty<T>({d.n_tokens(), py::ssize_t(m.embedding_dim)});
+                    emb_ptr = a.mutable_data();
+                    emb = a;
+                }
+                T *s = scores.mutable_data(), *r = rel.mutable_data(), *re = rest.mutable_data();
+                std::int64_t* to = tout.mutable_data();
+                {
+                    py::gil_scoped_release release;  // see forward
+                    lrp(m, d.batch(), d.target_ptr(), p, threads, s, to, r, emb_ptr, re);
+                }
+                return py::make_tuple(scores, tout, rel, emb, rest);
+            },
+            py::arg("ids"), py::arg("offsets"), py::arg("deleted") = py::none(),
+            py::arg("targets") = py::none(), py::arg("eps") = 1e-3, py::arg("bias_factor") = 0.0,
+            py::arg("rule") = "signal-take-all", py::arg("threads") = 1, py::arg("keep_embedding") = true)
+        .def(
+            "gradient",
+            [](const M& m, py::handle ids, py::handle offsets, py::handle deleted, py::handle targets,
+               int threads, bool keep_embedding) {
+                check_threads(threads);
+                BatchData d = take_batch(m, ids, offsets, deleted, targets);
+                auto scores = empty<T>({d.n(), m.n_classes()});
+                auto tout = empty<std::int64_t>({d.n()});
+                auto sa = empty<T>({d.n_tokens()});
+                auto gi = empty<T>({d.n_tokens()});
+                py::object grad = py::none();
+                T* grad_ptr = nullptr;
+                if (keep_embedding) {
+                    auto a = empty<T>({d.n_tokens(), py::ssize_t(m.embedding_dim)});
+                    grad_ptr = a.mutable_data();
+                    grad = a;
+                }
+                T *s = scores.mutable_data(), *psa = sa.mutable_data(), *pgi = gi.mutable_data();
+                std::int64_t* to = tout.mutable_data();
+                {
+                    py::gil_scoped_release release;  // see forward
+                    gradient(m, d.batch(), d.target_ptr(), threads, s, to, grad_ptr, psa, pgi);
+                }
+                return py::make_tuple(scores, tout, grad, sa, gi);
+            },
+            py::arg("ids"), py::arg("offsets"), py::arg("deleted") = py::none(),
+            py::arg("targets") = py::none(), py::arg("threads") = 1, py::arg("keep_embedding") = true)
+        .def(
+            "occlusion",
+            [](const M& m, py::handle ids, py::handle offsets, py::handle deleted, py::handle targets,
+               int threads) {
+                check_threads(threads);
+                BatchData d = take_batch(m, ids, offsets, deleted, targets);
+                auto scores = empty<T>({d.n(), m.n_classes()});
+                auto tout = empty<std::int64_t>({d.n()});
+                auto drop = empty<T>({d.n_tokens()});
+                T *s = scores.mutable_data(), *dr = drop.mutable_data();
+                std::int64_t* to = tout.mutable_data();
+                {
+                    py::gil_scoped_release release;  // see forward
+                    occlusion(m, d.batch(), d.target_ptr(), threads, s, to, dr);
+                }
+                return py::make_tuple(scores, tout, drop);
+            },
+            py::arg("ids"), py::arg("offsets"), py::arg("deleted") = py::none(),
+            py::arg("targets") = py::none(), py::arg("threads") = 1);
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_core, m) {
+    m.doc() = "textlrp's compiled engine: (bi)LSTM forward, LRP and gradients over batches";
+    register_model<double>(m, "ModelF64");
+    register_model<float>(m, "ModelF32");
+    m.attr("RULES") = py::make_tuple("signal-take-all", "prop", "half", "abs");
+}

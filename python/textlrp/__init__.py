@@ -1,0 +1,42 @@
+"""textlrp: explain LSTM text classifiers word by word with Layer-wise Relevance Propagation.
+
+    >>> import textlrp
+    >>> model = textlrp.load_model()                 # the bundled SST-5 BiLSTM
+    >>> exp = model.explain("don't waste your money")
+    >>> exp.tokens, exp.relevance, exp.prediction_name
+
+The method is that of Arras et al., "Explaining Recurrent Neural Network Predictions in
+Sentiment Analysis" (WASSA 2017); the numerics run in a compiled C++ core.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .explanation import Explanation, ExplanationError
+from .io import load_model
+from .model import METHODS, RULES, Model, from_arrays
+from .tokenize import tokenize
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "METHODS",
+    "RULES",
+    "Explanation",
+    "ExplanationError",
+    "Model",
+    "from_arrays",
+    "from_torch",
+    "load_model",
+    "tokenize",
+]
+
+
+def from_torch(embedding: Any, lstm: Any, head: Any, **kwargs: Any) -> Model:
+    """Build a Model from an ``nn.Embedding``, an ``nn.LSTM`` and a head (``nn.Linear`` or
+    ``nn.Sequential`` of Linear/ReLU/Dropout). Needs the ``torch`` extra; importing textlrp
+    never imports torch."""
+    from .torch_import import from_torch as _from_torch
+
+    return _from_torch(embedding, lstm, head, **kwargs)
