@@ -1,0 +1,583 @@
+"""Word-deletion experiments: do explanations find the words a prediction rests on?
+
+The protocol follows Arras et al., "Explaining Recurrent Neural Network Predictions
+in Sentiment Analysis" (WASSA 2017), see docs/LRP_FOR_LSTM.md:
+
+* keep the sentences with at least ``min_length`` tokens;
+* explain each intact sentence once, w.r.t. its true class (``target="true"``);
+* initially correctly classified sentences: delete words in decreasing order of
+  relevance -- accuracy should fall fastest for the best method;
+* initially falsely classified sentences: delete words in increasing order of
+  relevance (most negative first) -- accuracy should rise fastest;
+* a deleted word's embedding becomes the zero vector; the sentence keeps its
+  length (``mode="zero"``). ``mode="remove"`` drops the token instead.
+
+Every forward pass goes through the batched engine: for each method the inputs of all
+(sentence, k) pairs are built first and sent to ``model.predict`` in chunks of
+``batch_size``; relevances come from ``model.explain_batch``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+__all__ = [
+    "DeletionResult",
+    "MethodCurves",
+    "deletion_order",
+    "load_labelled",
+    "register_cli",
+    "word_deletion",
+]
+
+METHODS = ("lrp", "sa", "gi", "occlusion", "random")
+RULES = ("signal-take-all", "prop", "half", "abs")
+_DEFAULT_RULE = "signal-take-all"
+
+
+def _parse_method(name: str) -> tuple[str, str | None]:
+    """'lrp' -> ('lrp', 'signal-take-all'); 'lrp-prop' -> ('lrp', 'prop'); 'sa' -> ('sa', None)."""
+    if name == "lrp":
+        return "lrp", _DEFAULT_RULE
+    if name.startswith("lrp-") and name[4:] in RULES:
+        return "lrp", name[4:]
+    if name in METHODS:
+        return name, None
+    known = list(METHODS) + [f"lrp-{r}" for r in RULES[1:]]
+    raise ValueError(f"unknown method {name!r}; known: {', '.join(known)}")
+
+
+def _method_name(rule: str) -> str:
+    return "lrp" if rule == _DEFAULT_RULE else f"lrp-{rule}"
+
+
+def deletion_order(relevance: np.ndarray, decreasing: bool) -> np.ndarray:
+    """Positions in the order they are deleted. Ties keep position order (earlier first)."""
+    r = np.asarray(relevance, dtype=np.float64)
+    # A stable sort of -r keeps equal values in position order, as does one of r.
+    return np.argsort(-r if decreasing else r, kind="stable")
+
+
+@dataclass
+class MethodCurves:
+    """Accuracy after 0..K deletions for one method (fractions in [0, 1]).
+
+    For ``random`` the curves are means over the seeds and ``*_std`` the sample standard
+    deviation over seeds (ddof=1; 0 with a single seed); for the other methods the
+    ``*_std`` fields are None. An empty subset gives NaN accuracies.
+    """
+
+    name: str
+    correct: np.ndarray
+    false: np.ndarray
+    area_correct: float
+    area_false: float
+    seconds: float
+    correct_std: np.ndarray | None = None
+    false_std: np.ndarray | None = None
+    area_correct_std: float | None = None
+    area_false_std: float | None = None
+    seeds: list[int] | None = None
+
+
+def _jsonable(x: Any) -> Any:
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, np.ndarray):
+        return [_jsonable(v) for v in x.tolist()]
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, (float, np.floating)):
+        return None if not math.isfinite(float(x)) else float(x)
+    if isinstance(x, np.integer):
+        return int(x)
+    return x
+
+
+@dataclass
+class DeletionResult:
+    """Every number of a word-deletion run.
+
+    Area over the curve (higher is better for both subsets), with acc_k the accuracy
+    after k deletions and K the largest k:
+
+    * initially correct: ``area_correct = mean_{k=1..K} (acc_0 - acc_k)`` (acc_0 = 1);
+    * initially false:   ``area_false   = mean_{k=1..K} (acc_k - acc_0)`` (acc_0 = 0).
+    """
+
+    k: list[int]
+    n_sentences: int          # given
+    n_used: int               # with at least min_length tokens
+    n_correct: int
+    n_false: int
+    n_short: int              # used sentences with fewer tokens than K can delete (see word_deletion)
+    methods: dict[str, MethodCurves]
+    order: dict[str, str]     # {"correct": "decreasing"|"increasing", "false": ...}
+    params: dict[str, Any]
+    seconds: float            # whole run
+    timing: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        methods = {}
+        for name, m in self.methods.items():
+            d: dict[str, Any] = {
+                "correct": m.correct,
+                "false": m.false,
+                "area": {"correct": m.area_correct, "false": m.area_false},
+                "seconds": m.seconds,
+            }
+            if m.correct_std is not None:
+                d["correct_std"] = m.correct_std
+                d["false_std"] = m.false_std
+                d["area_std"] = {"correct": m.area_correct_std, "false": m.area_false_std}
+                d["seeds"] = m.seeds
+            methods[name] = d
+        return _jsonable({
+            "k": self.k,
+            "n_sentences": self.n_sentences,
+            "n_used": self.n_used,
+            "n_correct": self.n_correct,
+            "n_false": self.n_false,
+            "n_short": self.n_short,
+            "order": self.order,
+            "params": self.params,
+            "methods": methods,
+            "seconds": self.seconds,
+            "timing": self.timing,
+            "area_definition": {
+                "correct": "mean over k=1..K of (acc_0 - acc_k)",
+                "false": "mean over k=1..K of (acc_k - acc_0)",
+            },
+        })
+
+    def to_json(self, path: str | os.PathLike[str] | None = None, *, indent: int | None = 2) -> str:
+        """JSON text (NaN -> null); also written to ``path`` when given."""
+        text = json.dumps(self.to_dict(), indent=indent, allow_nan=False) + "\n"
+        if path is not None:
+            Path(path).write_text(text, encoding="utf-8")
+        return text
+
+    def to_csv(self, path: str | os.PathLike[str] | None = None) -> str:
+        """Long format: method,subset,k,n,accuracy,std (std empty except for random)."""
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(["method", "subset", "k", "n", "accuracy", "std"])
+        for name, m in self.methods.items():
+            for subset, acc, std, n in (("correct", m.correct, m.correct_std, self.n_correct),
+                                        ("false", m.false, m.false_std, self.n_false)):
+                for k in self.k:
+                    w.writerow([name, subset, k, n, _fmt_csv(acc[k]), "" if std is None else _fmt_csv(std[k])])
+        text = buf.getvalue()
+        if path is not None:
+            Path(path).write_text(text, encoding="utf-8")
+        return text
+
+    def table(self) -> str:
+        """Plain-text table for the terminal: accuracies in percent, area in percentage points."""
+        p = self.params
+        lines = [
+            f"word deletion: {self.n_used} of {self.n_sentences} sentences with >= {p['min_length']} tokens, "
+            f"target={p['target']}, mode={p['mode']}",
+        ]
+        for subset, n in (("correct", self.n_correct), ("false", self.n_false)):
+            lines.append("")
+            lines.append(f"initially {subset} (n={n}), {self.order[subset]} relevance first: accuracy % after k deletions")
+            header = ["method"] + [f"k={k}" for k in self.k] + ["area"]
+            rows = []
+            for name, m in self.methods.items():
+                acc = m.correct if subset == "correct" else m.false
+                std = m.correct_std if subset == "correct" else m.false_std
+                area = m.area_correct if subset == "correct" else m.area_false
+                astd = m.area_correct_std if subset == "correct" else m.area_false_std
+                cells = [name]
+                for k in self.k:
+                    cells.append(_pct(acc[k], None if std is None else std[k]))
+                cells.append(_pct(area, astd))
+                rows.append(cells)
+            widths = [max(len(r[i]) for r in [header] + rows) for i in range(len(header))]
+            fmt = lambda r: "  ".join(c.ljust(widths[0]) if i == 0 else c.rjust(widths[i]) for i, c in enumerate(r))  # noqa: E731
+            lines.append(fmt(header))
+            lines.extend(fmt(r) for r in rows)
+        lines.append("")
+        lines.append(f"area = mean over k=1..{self.k[-1]} of the accuracy change (points; higher is better)")
+        lines.append(f"time: {self.seconds:.2f} s")
+        return "\n".join(lines)
+
+    def plot(self, path: str | os.PathLike[str], *, title: str | None = None) -> Path:
+        """Accuracy vs number of deleted words, correct and false subsets side by side (PNG, SVG, PDF ...).
+
+        Needs matplotlib (``pip install textlrp[plot]``).
+        """
+        try:
+            from matplotlib.figure import Figure
+        except ImportError:
+            raise ImportError("plotting needs matplotlib: pip install 'textlrp[plot]'") from None
+        # Figure without pyplot: no global backend state is touched.
+        fig = Figure(figsize=(10, 4.2), layout="constrained")
+        axes = fig.subplots(1, 2)
+        styles = {"lrp": ("tab:red", "o"), "sa": ("tab:blue", "s"), "gi": ("tab:green", "^"),
+                  "occlusion": ("tab:purple", "D"), "random": ("black", "x")}
+        extra = iter(["tab:orange", "tab:brown", "tab:pink", "tab:olive", "tab:cyan"])
+        for ax, subset, n in ((axes[0], "correct", self.n_correct), (axes[1], "false", self.n_false)):
+            for name, m in self.methods.items():
+                color, marker = styles.get(name) or (next(extra, "gray"), "v")
+                acc = 100 * (m.correct if subset == "correct" else m.false)
+                std = m.correct_std if subset == "correct" else m.false_std
+                ax.plot(self.k, acc, marker=marker, color=color, label=name,
+                        linestyle="--" if name == "random" else "-")
+                if std is not None:
+                    ax.fill_between(self.k, acc - 100 * std, acc + 100 * std, color=color, alpha=0.15)
+            ax.set_xlabel("number of deleted words")
+            ax.set_ylabel("accuracy (%)")
+            ax.set_xticks(self.k)
+            ax.set_title(f"initially {subset} (n={n}), {self.order[subset]} relevance first")
+            ax.grid(alpha=0.3)
+        axes[0].legend()
+        if title:
+            fig.suptitle(title)
+        path = Path(path)
+        fig.savefig(path, dpi=120)
+        return path
+
+
+def _fmt_csv(x: float) -> str:
+    return "" if not math.isfinite(float(x)) else f"{float(x):.6f}"
+
+
+def _pct(x: float, std: float | None) -> str:
+    if not math.isfinite(float(x)):
+        return "-"
+    s = f"{100 * x:.1f}"
+    if std is not None and math.isfinite(float(std)):
+        s += f"±{100 * std:.1f}"
+    return s
+
+
+def _chunks(n: int, size: int) -> list[slice]:
+    return [slice(s, min(s + size, n)) for s in range(0, n, size)]
+
+
+def _predict(model: Any, inputs: list, deleted: list | None, threads: int | None, batch_size: int) -> np.ndarray:
+    out = []
+    for sl in _chunks(len(inputs), batch_size):
+        scores = model.predict(inputs[sl], deleted=None if deleted is None else deleted[sl], threads=threads)
+        out.append(np.argmax(np.asarray(scores), axis=1))
+    return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
+
+
+def _relevances(model: Any, ids: list[np.ndarray], targets: np.ndarray, *, method: str, rule: str | None,
+                seed: int, eps: float, bias_factor: float, threads: int | None, batch_size: int,
+                name: str) -> list[np.ndarray]:
+    rel: list[np.ndarray] = []
+    for sl in _chunks(len(ids), batch_size):
+        expl = model.explain_batch(ids[sl], method=method, target=[int(t) for t in targets[sl]], eps=eps,
+                                   bias_factor=bias_factor, rule=rule or _DEFAULT_RULE, seed=seed, threads=threads)
+        rel.extend(np.asarray(e.relevance, dtype=np.float64) for e in expl)
+    for i, (r, x) in enumerate(zip(rel, ids)):
+        if r.shape != (len(x),):
+            raise RuntimeError(f"{name}: relevance of sentence {i} has shape {r.shape}, expected ({len(x)},)")
+        if not np.all(np.isfinite(r)):
+            raise ValueError(f"{name}: relevance of sentence {i} is not finite; cannot order its words")
+    return rel
+
+
+def _curve(model: Any, ids: list[np.ndarray], orders: list[np.ndarray], y: np.ndarray, pred0: np.ndarray,
+           K: int, mode: str, threads: int | None, batch_size: int) -> np.ndarray:
+    """hits[i, k] = sentence i is classified as y[i] after deleting its first k words of orders[i]."""
+    inputs: list = []
+    deleted: list = []
+    for x, order in zip(ids, orders):
+        # Never delete more words than there are; remove mode keeps at least one token.
+        cap = len(x) if mode == "zero" else len(x) - 1
+        for k in range(1, K + 1):
+            gone = order[: min(k, cap)]
+            if mode == "zero":
+                inputs.append(x)
+                deleted.append(gone.tolist())
+            else:
+                inputs.append(np.delete(x, gone))
+    pred = _predict(model, inputs, deleted if mode == "zero" else None, threads, batch_size)
+    preds = np.concatenate([pred0[:, None], pred.reshape(len(ids), K)], axis=1)
+    return preds == y[:, None]
+
+
+def _accuracy(hits: np.ndarray, subset: np.ndarray) -> np.ndarray:
+    if not subset.any():
+        return np.full(hits.shape[1], np.nan)
+    return hits[subset].mean(axis=0)
+
+
+def _area(acc: np.ndarray, sign: float) -> float:
+    # sign=+1 for the correct subset (drop from acc_0), -1 for the false subset (rise).
+    return float(np.mean(sign * (acc[0] - acc[1:])))
+
+
+def _resolve_label(model: Any, label: Any) -> int:
+    if isinstance(label, (int, np.integer)) and not isinstance(label, bool):
+        return int(model.class_index(int(label)))
+    if isinstance(label, str):
+        if label in model.class_names:
+            return int(model.class_names.index(label))
+        try:
+            return int(model.class_index(int(label)))
+        except ValueError:
+            pass
+        return int(model.class_index(label))  # raises, naming the known classes
+    raise ValueError(f"label {label!r} is neither a class index nor a class name")
+
+
+def word_deletion(
+    model: Any,
+    sentences: Sequence[Any],
+    labels: Sequence[int | str],
+    *,
+    methods: Sequence[str] = METHODS,
+    k: int = 5,
+    min_length: int = 10,
+    target: str = "true",
+    order: str = "auto",
+    mode: str = "zero",
+    random_seeds: Sequence[int] = (0, 1, 2, 3, 4),
+    rules: Sequence[str] | None = None,
+    eps: float = 1e-3,
+    bias_factor: float = 0.0,
+    threads: int | None = None,
+    batch_size: int = 4096,
+    progress: bool = False,
+) -> DeletionResult:
+    """Run the word-deletion protocol and return every number (see :class:`DeletionResult`).
+
+    sentences: anything ``model.encode`` accepts (text, token list, id array); labels: class
+        index or class name per sentence.
+    methods: explanation methods; ``"lrp-<rule>"`` selects an LRP rule variant.
+    rules: extra LRP rules, each reported as ``lrp-<rule>`` (``"signal-take-all"`` is ``lrp``).
+    k: largest number of deleted words K; accuracies are reported for 0..K deletions.
+    min_length: sentences with fewer tokens are skipped.
+    target: ``"true"`` explains the true class, ``"predicted"`` the predicted one.
+    order: ``"auto"`` deletes first the words that most support the current prediction:
+        initially correct -> decreasing relevance; initially false -> increasing relevance
+        of the true class (the protocol), or decreasing relevance when ``target="predicted"``
+        (then relevance is for the wrongly predicted class). ``"decreasing"`` /
+        ``"increasing"`` force one order for both subsets.
+    mode: ``"zero"`` sets a deleted word's embedding to zeros (length kept, via
+        ``predict(deleted=...)``); ``"remove"`` drops the token.
+    random_seeds: the ``random`` method runs once per seed; curves are averaged, the
+        standard deviation over seeds is reported beside them.
+    eps, bias_factor: LRP parameters (see LRP_FOR_LSTM.md).
+    batch_size: inputs per engine call (bounds memory, not results).
+
+    Relevance ties are broken by position (the earlier word is deleted first). Sentences
+    shorter than K: in zero mode, once every word is deleted the further steps repeat the
+    fully deleted sentence; in remove mode at most T-1 words are removed (a sentence never
+    becomes empty). ``n_short`` counts the sentences where this cap applies.
+    """
+    t_start = time.perf_counter()
+    if len(sentences) != len(labels):
+        raise ValueError(f"{len(sentences)} sentences but {len(labels)} labels")
+    if not isinstance(k, (int, np.integer)) or k < 1:
+        raise ValueError(f"k must be a positive integer, got {k!r}")
+    if not isinstance(min_length, (int, np.integer)) or min_length < 1:
+        raise ValueError(f"min_length must be a positive integer, got {min_length!r}")
+    if target not in ("true", "predicted"):
+        raise ValueError(f"target must be 'true' or 'predicted', got {target!r}")
+    if order not in ("auto", "decreasing", "increasing"):
+        raise ValueError(f"order must be 'auto', 'decreasing' or 'increasing', got {order!r}")
+    if mode not in ("zero", "remove"):
+        raise ValueError(f"mode must be 'zero' or 'remove', got {mode!r}")
+    if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    if isinstance(methods, str):
+        methods = [m.strip() for m in methods.split(",") if m.strip()]
+    specs: dict[str, tuple[str, str | None]] = {}
+    for name in methods:
+        specs.setdefault(name, _parse_method(name))
+    for rule in rules or ():
+        if rule not in RULES:
+            raise ValueError(f"unknown rule {rule!r}; known: {', '.join(RULES)}")
+        specs.setdefault(_method_name(rule), ("lrp", rule))
+    if not specs:
+        raise ValueError("no method given")
+    seeds = [int(s) for s in random_seeds]
+    if "random" in specs and not seeds:
+        raise ValueError("the random method needs at least one seed")
+    K = int(k)
+
+    timing: dict[str, float] = {}
+    t = time.perf_counter()
+    y_all = np.array([_resolve_label(model, lab) for lab in labels], dtype=np.int64)
+    ids_all = [np.asarray(model.encode(x)[1], dtype=np.int64) for x in sentences]
+    keep = [i for i, x in enumerate(ids_all) if len(x) >= min_length]
+    if not keep:
+        raise ValueError(f"none of the {len(sentences)} sentences has at least min_length={min_length} tokens")
+    ids = [ids_all[i] for i in keep]
+    y = y_all[keep]
+    timing["encode"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    pred0 = _predict(model, ids, None, threads, batch_size)
+    timing["predict_intact"] = time.perf_counter() - t
+    correct = pred0 == y
+    targets = y if target == "true" else pred0
+    decreasing = {"correct": order in ("auto", "decreasing"),
+                  "false": order == "decreasing" or (order == "auto" and target == "predicted")}
+    lengths = np.array([len(x) for x in ids])
+    n_short = int(np.sum(lengths < K) if mode == "zero" else np.sum(lengths <= K))
+
+    results: dict[str, MethodCurves] = {}
+    names = list(specs)
+    iterator: Any = names
+    if progress:
+        from tqdm import tqdm
+
+        iterator = tqdm(names, desc="word deletion", unit="method", file=sys.stderr)
+    for name in iterator:
+        method, rule = specs[name]
+        t_m = time.perf_counter()
+        t_rel = t_pred = 0.0
+        curves_c, curves_f = [], []
+        for seed in (seeds if method == "random" else [0]):
+            t = time.perf_counter()
+            rel = _relevances(model, ids, targets, method=method, rule=rule, seed=seed, eps=eps,
+                              bias_factor=bias_factor, threads=threads, batch_size=batch_size, name=name)
+            t_rel += time.perf_counter() - t
+            orders = [deletion_order(r, decreasing["correct" if c else "false"]) for r, c in zip(rel, correct)]
+            t = time.perf_counter()
+            hits = _curve(model, ids, orders, y, pred0, K, mode, threads, batch_size)
+            t_pred += time.perf_counter() - t
+            curves_c.append(_accuracy(hits, correct))
+            curves_f.append(_accuracy(hits, ~correct))
+        cc, cf = np.array(curves_c), np.array(curves_f)
+        areas_c = np.array([_area(c, +1) for c in cc])
+        areas_f = np.array([_area(c, -1) for c in cf])
+        mc = MethodCurves(name=name, correct=cc.mean(axis=0), false=cf.mean(axis=0),
+                          area_correct=float(areas_c.mean()), area_false=float(areas_f.mean()),
+                          seconds=time.perf_counter() - t_m)
+        if method == "random":
+            ddof = 1 if len(seeds) > 1 else 0
+            mc.correct_std, mc.false_std = cc.std(axis=0, ddof=ddof), cf.std(axis=0, ddof=ddof)
+            mc.area_correct_std = float(areas_c.std(ddof=ddof))
+            mc.area_false_std = float(areas_f.std(ddof=ddof))
+            mc.seeds = seeds
+        results[name] = mc
+        timing[f"{name}_relevance"] = t_rel
+        timing[f"{name}_deletion"] = t_pred
+
+    params = {"methods": names, "k": K, "min_length": int(min_length), "target": target, "order": order,
+              "mode": mode, "random_seeds": seeds, "eps": float(eps), "bias_factor": float(bias_factor),
+              "rules": {n: s[1] for n, s in specs.items() if s[0] == "lrp"}, "threads": threads,
+              "batch_size": int(batch_size)}
+    return DeletionResult(
+        k=list(range(K + 1)), n_sentences=len(sentences), n_used=len(ids), n_correct=int(correct.sum()),
+        n_false=int((~correct).sum()), n_short=n_short, methods=results,
+        order={s: "decreasing" if d else "increasing" for s, d in decreasing.items()},
+        params=params, seconds=time.perf_counter() - t_start, timing=timing)
+
+
+# ---------------------------------------------------------------------------------------------
+# Data and command line
+
+def _detect_format(path: Path) -> str:
+    with path.open(encoding="utf-8") as f:
+        for line in f:
+            if line.strip() and not line.startswith("#"):
+                if line.lstrip().startswith("("):
+                    return "sst"
+                if "\t" in line:
+                    return "tsv"
+                raise ValueError(f"{path}: cannot tell the format (neither a PTB tree nor 'label<TAB>text'); "
+                                 "pass --format sst|tsv")
+    raise ValueError(f"{path}: no data")
+
+
+def load_labelled(path: str | os.PathLike[str], *, format: str = "auto",
+                  class_names: Sequence[str] | None = None) -> tuple[list[list[str]], list[int]]:
+    """Token lists and label indices from an SST PTB tree file or a ``label<TAB>text`` file.
+
+    format: ``"auto"`` (a first line starting with ``(`` is SST, one with a tab is TSV),
+    ``"sst"`` or ``"tsv"``. TSV labels are class names (``class_names``) or indices; text is
+    tokenised with :func:`textlrp.tokenize`.
+    """
+    from . import sst
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no such data file: {path}")
+    if format == "auto":
+        format = _detect_format(path)
+    if format == "sst":
+        rows = sst.load_sentences(path)
+    elif format == "tsv":
+        rows = sst.load_tsv(path, class_names)
+    else:
+        raise ValueError(f"format must be 'auto', 'sst' or 'tsv', got {format!r}")
+    if not rows:
+        raise ValueError(f"{path}: no sentences")
+    return [list(t) for t, _ in rows], [int(lab) for _, lab in rows]
+
+
+def _csv_list(text: str) -> list[str]:
+    return [s.strip() for s in text.split(",") if s.strip()]
+
+
+def register_cli(subparsers: Any) -> None:
+    """Add the ``deletion`` subcommand."""
+    p = subparsers.add_parser(
+        "deletion", help="word-deletion evaluation of explanation methods (Arras et al. 2017)",
+        description="Delete the most relevant words of correctly classified sentences (least relevant of "
+                    "falsely classified ones) and report accuracy after 0..K deletions per method.")
+    p.add_argument("--data", required=True, help="SST PTB tree file (e.g. test.txt) or label<TAB>text file")
+    p.add_argument("--format", choices=("auto", "sst", "tsv"), default="auto", help="data format (default: auto)")
+    p.add_argument("--model", default=None, help="model .npz (default: the bundled SST-5 model)")
+    p.add_argument("--methods", default=",".join(METHODS), help="comma-separated (default: %(default)s)")
+    p.add_argument("--rules", default="", help="extra LRP rules reported as lrp-<rule>, e.g. prop,half,abs")
+    p.add_argument("-k", "--k", type=int, default=5, help="largest number of deleted words (default: 5)")
+    p.add_argument("--min-length", type=int, default=10, help="skip shorter sentences (default: 10)")
+    p.add_argument("--target", choices=("true", "predicted"), default="true")
+    p.add_argument("--order", choices=("auto", "decreasing", "increasing"), default="auto")
+    p.add_argument("--mode", choices=("zero", "remove"), default="zero")
+    p.add_argument("--seeds", type=int, default=5, help="random baseline seeds 0..N-1 (default: 5)")
+    p.add_argument("--eps", type=float, default=1e-3)
+    p.add_argument("--bias-factor", type=float, default=0.0)
+    p.add_argument("--json", default=None, metavar="FILE", help="write all numbers as JSON")
+    p.add_argument("--csv", default=None, metavar="FILE", help="write the curves as CSV")
+    p.add_argument("--plot", default=None, metavar="FILE", help="write a plot (needs matplotlib)")
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--batch-size", type=int, default=4096)
+    p.set_defaults(func=_cli_deletion)
+
+
+def _cli_deletion(args: argparse.Namespace) -> int:
+    from . import load_model
+
+    if args.seeds < 0:
+        raise ValueError("--seeds must be >= 0")
+    model = load_model(args.model)
+    sentences, labels = load_labelled(args.data, format=args.format, class_names=model.class_names)
+    result = word_deletion(
+        model, sentences, labels, methods=_csv_list(args.methods), k=args.k, min_length=args.min_length,
+        target=args.target, order=args.order, mode=args.mode, random_seeds=range(args.seeds),
+        rules=_csv_list(args.rules), eps=args.eps, bias_factor=args.bias_factor, threads=args.threads,
+        batch_size=args.batch_size, progress=sys.stderr.isatty())
+    print(result.table())
+    if args.json:
+        result.to_json(args.json)
+        print(f"wrote {args.json}")
+    if args.csv:
+        result.to_csv(args.csv)
+        print(f"wrote {args.csv}")
+    if args.plot:
+        result.plot(args.plot, title=f"word deletion on {Path(args.data).name}")
+        print(f"wrote {args.plot}")
+    return 0
