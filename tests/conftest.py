@@ -64,3 +64,26 @@ def make_random_model_fixture():
 @pytest.fixture
 def rng():
     return np.random.default_rng(12345)
+
+
+def build(model, **kwargs):
+    """textlrp.Model from make_random_model arrays (import is lazy: reference-only tests run
+    without the compiled engine)."""
+    import textlrp
+
+    return textlrp.from_arrays(model["embedding"], model["lstm_layers"], model["head"], **kwargs)
+
+
+def assert_close(actual, expected, rel=1e-10, what=""):
+    """|actual - expected| <= rel * max(1, max|expected|) elementwise.
+
+    Relevances are scaled by 1/stab(z) at every epsilon-rule step, so a few units can carry
+    very large values (the prop rule especially); the error of any implementation scales with
+    the largest value, which is why the tolerance is relative to it and not per element.
+    """
+    actual = np.asarray(actual, dtype=np.float64)
+    expected = np.asarray(expected, dtype=np.float64)
+    assert actual.shape == expected.shape, (what, actual.shape, expected.shape)
+    scale = max(1.0, float(np.max(np.abs(expected)))) if expected.size else 1.0
+    err = float(np.max(np.abs(actual - expected))) if expected.size else 0.0
+    assert err <= rel * scale, f"{what}: max error {err:.3g} > {rel:.1g} * {scale:.3g}"

@@ -1,0 +1,213 @@
+"""Speed of the textlrp engine against baselines measured in the same run.
+
+    python benchmarks/bench_engine.py [--n 2000] [--ref-n 200]
+
+Model: random bidirectional LSTM, e = d = 60, 5 classes, vocabulary 20,000 (the size of the
+default SST model).  Sentences: token ids drawn at random, lengths drawn from the SST test set
+when ../shared/data/sst is there (else a lognormal fit to it, mean ~19 tokens).
+
+Baselines:
+- reference: tests/reference.py, the plain per-sentence numpy code (timed on --ref-n sentences,
+  rate extrapolated);
+- numpy batched: the same maths vectorised over a padded batch (reference.batch_lrp /
+  batch_gradient; sentences sorted by length, batches of 250, to keep padding small);
+- torch: nn.LSTM bidirectional on packed sequences, batched gradient x input on CPU, in
+  float32 (compare with textlrp float32) and float64 (compare with textlrp float64), with
+  torch.set_num_threads set to the same thread count.
+Numbers are for this machine only; the ratios are the point.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import resource
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+import reference as ref  # noqa: E402
+
+SST_TEST = ROOT.parent / "shared" / "data" / "sst" / "test.txt"
+E_DIM, HIDDEN, CLASSES, VOCAB = 60, 60, 5, 20000
+
+
+def sentence_lengths(n, rng):
+    if SST_TEST.exists():
+        lengths = [len(re.findall(r"\(\d+ [^()]+\)", line))
+                   for line in SST_TEST.read_text(encoding="utf-8").splitlines() if line.strip()]
+        return rng.choice(np.array(lengths), size=n), "SST test set"
+    # lognormal fitted to the SST test lengths (log-length mean 2.82, sd 0.54; mean 19.2 tokens)
+    lengths = np.clip(np.rint(rng.lognormal(2.82, 0.54, size=n)), 1, 60).astype(int)
+    return lengths, "lognormal fit"
+
+
+def random_model(rng, dtype=np.float64):
+    def rand(*shape, scale):
+        return (rng.standard_normal(shape) * scale).astype(dtype)
+
+    def direction(n_in):
+        return {"W_ih": rand(4 * HIDDEN, n_in, scale=n_in ** -0.5),
+                "W_hh": rand(4 * HIDDEN, HIDDEN, scale=HIDDEN ** -0.5),
+                "b": rand(4 * HIDDEN, scale=0.1)}
+
+    return {"embedding": rand(VOCAB, E_DIM, scale=0.5),
+            "lstm_layers": [[direction(E_DIM), direction(E_DIM)]],
+            "head": [{"W": rand(CLASSES, 2 * HIDDEN, scale=0.2), "b": rand(CLASSES, scale=0.1)}]}
+
+
+# ----------------------------------------------------------------------------- torch baseline
+
+def torch_model(torch, m, dtype):
+    """(embedding, nn.LSTM, nn.Linear) from the arrays of a one-layer model."""
+    (layer,) = m["lstm_layers"]
+    assert len(m["head"]) == 1, "the torch baseline covers one-layer models with a linear head"
+    d = layer[0]["W_hh"].shape[1]
+    lstm = torch.nn.LSTM(layer[0]["W_ih"].shape[1], d, bidirectional=len(layer) == 2,
+                         batch_first=True, dtype=dtype)
+    head = torch.nn.Linear(len(layer) * d, m["head"][0]["W"].shape[0],
+                           bias=m["head"][0]["b"] is not None, dtype=dtype)
+    with torch.no_grad():
+        for k, dr in enumerate(layer):
+            sfx = "_l0" + ("_reverse" if k else "")
+            getattr(lstm, "weight_ih" + sfx).copy_(torch.tensor(np.asarray(dr["W_ih"])))
+            getattr(lstm, "weight_hh" + sfx).copy_(torch.tensor(np.asarray(dr["W_hh"])))
+            getattr(lstm, "bias_ih" + sfx).copy_(torch.tensor(np.asarray(dr["b"])))
+            getattr(lstm, "bias_hh" + sfx).zero_()
+        head.weight.copy_(torch.tensor(np.asarray(m["head"][0]["W"])))
+        if head.bias is not None:
+            head.bias.copy_(torch.tensor(np.asarray(m["head"][0]["b"])))
+    emb = torch.tensor(np.asarray(m["embedding"]), dtype=dtype)
+    return emb, lstm, head
+
+
+def torch_gi_batch(torch, tm, batch):
+    """Gradient x input w.r.t. the predicted class for a batch, packed sequences."""
+    emb, lstm, head = tm
+    lengths = torch.tensor([len(s) for s in batch])
+    ids = torch.zeros((len(batch), int(lengths.max())), dtype=torch.long)
+    for n, s in enumerate(batch):
+        ids[n, :len(s)] = torch.tensor(s)
+    x = emb[ids].requires_grad_(True)
+    packed = torch.nn.utils.rnn.pack_padded_sequence(x, lengths, batch_first=True,
+                                                     enforce_sorted=False)
+    _, (h_n, _) = lstm(packed)
+    scores = head(torch.cat(list(h_n), dim=1))  # forward final state, backward state at 0
+    target = scores.argmax(dim=1, keepdim=True)
+    scores.gather(1, target).sum().backward()  # sentences are independent: one backward
+    gi = (x.grad * x).sum(dim=2).detach().numpy()
+    return [gi[n, :len(s)] for n, s in enumerate(batch)]
+
+
+# ----------------------------------------------------------------------------- timing
+
+def rate(fn, n_sentences, repeat=1):
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return n_sentences / best
+
+
+def in_batches(batch, size):
+    order = np.argsort([len(s) for s in batch], kind="stable")
+    return [[batch[i] for i in order[k:k + size]] for k in range(0, len(batch), size)]
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=2000, help="sentences (default 2000)")
+    ap.add_argument("--ref-n", type=int, default=200,
+                    help="sentences for the per-sentence reference (rate extrapolated)")
+    args = ap.parse_args(argv)
+
+    import textlrp
+
+    rng = np.random.default_rng(0)
+    lengths, source = sentence_lengths(args.n, rng)
+    batch = [rng.integers(0, VOCAB, size=int(T)).tolist() for T in lengths]
+    m = random_model(rng)
+    model64 = textlrp.from_arrays(m["embedding"], m["lstm_layers"], m["head"])
+    model32 = textlrp.from_arrays(m["embedding"], m["lstm_layers"], m["head"], dtype=np.float32)
+    cores = os.cpu_count() or 1
+    thread_counts = sorted({1, cores})
+    print(f"{args.n} sentences, lengths from {source}: mean {np.mean(lengths):.1f}, "
+          f"max {np.max(lengths)}; e = d = {HIDDEN}, bidirectional, {CLASSES} classes, "
+          f"vocab {VOCAB}; {cores} cores", flush=True)
+
+    rows = []  # (what, implementation, threads, sentences/s)
+
+    def add(what, impl, threads, r):
+        rows.append((what, impl, threads, r))
+        print(f"  {what:4s} {impl:38s} threads={threads}: {r:10.1f} sentences/s", flush=True)
+
+    # memory: peak RSS growth while explaining the whole set in one call (run first, so the
+    # high-water mark is not set by a baseline)
+    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    exps = model64.explain_batch(batch, method="lrp", threads=cores)
+    rss1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    result_mb = sum(e.embedding_relevance.nbytes + e.relevance.nbytes for e in exps) / 2**20
+    del exps
+
+    for t in thread_counts:
+        add("LRP", "textlrp float64", t, rate(lambda: model64.explain_batch(
+            batch, method="lrp", threads=t), args.n, repeat=2))
+        add("LRP", "textlrp float32", t, rate(lambda: model32.explain_batch(
+            batch, method="lrp", threads=t), args.n, repeat=2))
+        add("GI", "textlrp float64", t, rate(lambda: model64.explain_batch(
+            batch, method="gi", threads=t), args.n, repeat=2))
+        add("GI", "textlrp float32", t, rate(lambda: model32.explain_batch(
+            batch, method="gi", threads=t), args.n, repeat=2))
+
+    sub = batch[:args.ref_n]
+    add("LRP", f"numpy per sentence (reference, {len(sub)} sent.)", 1,
+        rate(lambda: [ref.lrp(m, s) for s in sub], len(sub)))
+    add("GI", f"numpy per sentence (reference, {len(sub)} sent.)", 1,
+        rate(lambda: [ref.gradient(m, s) for s in sub], len(sub)))
+
+    # numpy's BLAS may use several threads; this row is "numpy as installed" (threads = cores)
+    chunks = in_batches(batch, 250)
+    add("LRP", "numpy batched (float64)", cores,
+        rate(lambda: [ref.batch_lrp(m, c) for c in chunks], args.n))
+    add("GI", "numpy batched (float64)", cores,
+        rate(lambda: [ref.batch_gradient(m, c) for c in chunks], args.n))
+
+    try:
+        import torch
+    except ImportError:
+        torch = None
+        print("  torch not installed: torch baseline skipped")
+    if torch is not None:
+        for t in thread_counts:
+            torch.set_num_threads(t)
+            for name, dtype in (("float64", torch.float64), ("float32", torch.float32)):
+                tm = torch_model(torch, m, dtype)
+                add("GI", f"torch batched packed ({name})", t,
+                    rate(lambda: [torch_gi_batch(torch, tm, c) for c in chunks], args.n,
+                         repeat=2))
+
+    # ratios: textlrp at the same dtype and thread count (per-sentence and numpy batched
+    # baselines are float64; numpy batched runs with the BLAS default threads = all cores)
+    best = {(w, impl.split()[1], t): r for w, impl, t, r in rows if impl.startswith("textlrp")}
+    print()
+    print("| method | implementation | threads | sentences/s | textlrp speed-up |")
+    print("|---|---|---:|---:|---:|")
+    for what, impl, t, r in rows:
+        dtype = "float32" if "float32" in impl else "float64"
+        mine = best.get((what, dtype, t))
+        ratio = "1.0 (baseline for ratios)" if impl.startswith("textlrp") else f"{mine / r:.1f}x"
+        print(f"| {what} | {impl} | {t} | {r:,.0f} | {ratio} |")
+    print()
+    print(f"memory: explain_batch(LRP) of {args.n} sentences raised peak RSS by "
+          f"{(rss1 - rss0) / 1024:.1f} MB (results hold {result_mb:.1f} MB)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

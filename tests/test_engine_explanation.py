@@ -1,0 +1,100 @@
+"""Fields of the Explanation returned for each method, and the random baseline."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import reference as ref
+from conftest import build, make_random_model
+
+E, C = 4, 5
+
+
+@pytest.fixture(scope="module")
+def arrays():
+    return make_random_model(np.random.default_rng(40), e=E, layers=[(5, True)],
+                             head=[(None, True)], V=20, C=C)
+
+
+@pytest.fixture(scope="module")
+def model(arrays):
+    return build(arrays, class_names=["a", "b", "c", "d", "e"])
+
+
+@pytest.mark.parametrize("method", ["lrp", "sa", "gi", "occlusion", "random"])
+def test_fields(model, arrays, method):
+    ids = [3, 4, 5, 6, 7, 8]
+    e = model.explain(ids, method=method)
+    scores = ref.forward(arrays, ids)
+    assert e.method == method
+    assert e.relevance.shape == (6,)
+    assert np.all(np.isfinite(e.relevance))
+    assert e.scores.shape == (C,)
+    np.testing.assert_allclose(e.scores, scores, rtol=0, atol=1e-12)
+    assert e.prediction == int(np.argmax(scores))
+    assert e.target == e.prediction
+    assert e.prediction_name == "abcde"[e.prediction]
+    np.testing.assert_allclose(e.probabilities.sum(), 1.0)
+    np.testing.assert_array_equal(e.ids, ids)
+    assert len(e.tokens) == 6 and e.oov.shape == (6,) and not e.oov.any()
+    if method == "lrp":
+        assert isinstance(e.rest, float)
+        assert e.embedding_relevance.shape == (6, E)
+        assert e.params == {"rule": "signal-take-all", "eps": 1e-3, "bias_factor": 0.0}
+    else:
+        assert e.rest is None
+    if method in ("sa", "gi"):
+        assert e.embedding_relevance.shape == (6, E)  # the gradient G
+    if method in ("occlusion", "random"):
+        assert e.embedding_relevance is None
+    d = e.to_dict()
+    assert d["method"] == method and d["target"] == e.target and len(d["relevance"]) == 6
+
+
+def test_target_by_name_and_index(model):
+    a = model.explain([1, 2, 3], target="c")
+    b = model.explain([1, 2, 3], target=2)
+    assert a.target == b.target == 2 and a.target_name == "c"
+    np.testing.assert_array_equal(a.relevance, b.relevance)
+    other = model.explain([1, 2, 3], target=(a.prediction + 1) % C)
+    assert other.target != other.prediction
+    assert not np.array_equal(other.relevance, a.relevance)
+
+
+def test_explain_batch_target_forms(model):
+    batch = [[1, 2], [3, 4, 5], [6]]
+    per = model.explain_batch(batch, target=[0, "b", None])
+    assert [e.target for e in per] == [0, 1, per[2].prediction]
+    same = model.explain_batch(batch, target="d")
+    assert [e.target for e in same] == [3, 3, 3]
+
+
+def test_random_is_seeded_and_reproducible(model):
+    ids = list(range(15))
+    a = model.explain(ids, method="random", seed=3)
+    b = model.explain(ids, method="random", seed=3)
+    c = model.explain(ids, method="random", seed=4)
+    np.testing.assert_array_equal(a.relevance, b.relevance)
+    assert not np.array_equal(a.relevance, c.relevance)
+    assert np.all((a.relevance >= 0) & (a.relevance < 1))
+    assert len(set(a.relevance.tolist())) == 15  # a ranking without ties
+    # the same sentence gets the same draw wherever it sits in a batch
+    batch = model.explain_batch([[1, 2], ids, [5]], method="random", seed=3)
+    np.testing.assert_array_equal(batch[1].relevance, a.relevance)
+    assert a.params.get("seed") == 3
+
+
+def test_default_target_is_first_argmax_on_ties():
+    """Two identical classes (same head row): the prediction is the first of them."""
+    m = make_random_model(np.random.default_rng(41), e=3, layers=[(4, False)],
+                          head=[(None, True)], V=10, C=3)
+    W = m["head"][0]["W"].copy()
+    b = m["head"][0]["b"].copy()
+    W[0] = W[2] = 0.0  # classes 0 and 2 score exactly 10, above class 1 (|W[1] h + b[1]| < 10)
+    b[0] = b[2] = 10.0
+    m["head"] = [{"W": W, "b": b}]
+    model = build(m)
+    e = model.explain([1, 2, 3])
+    assert e.scores[0] == e.scores[2] == 10.0 and e.scores[1] < 10.0
+    assert e.prediction == 0 and e.target == 0

@@ -1,0 +1,193 @@
+"""The compiled engine's LRP against tests/reference.py (float64, 1e-10 of the largest value)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import reference as ref
+from conftest import assert_close, build, make_random_model, random_sentences
+
+ARCHS = {
+    "uni1-head1": dict(e=4, layers=[(5, False)], head=[(None, True)]),
+    "uni1-head1-nobias": dict(e=3, layers=[(4, False)], head=[(None, False)]),
+    "bi1-head2": dict(e=4, layers=[(5, True)], head=[(6, True), (None, False)]),
+    "bi2-mixed": dict(e=5, layers=[(4, True), (3, True)], head=[(None, True)]),
+    "bi-uni-bi": dict(e=3, layers=[(5, True), (3, False), (4, True)],
+                      head=[(6, True), (7, False), (None, True)]),
+    "uni-bi-head3-nobias": dict(e=4, layers=[(3, False), (6, True)],
+                                head=[(5, False), (4, False), (None, False)]),
+}
+PARAMS = [  # (eps, bias_factor)
+    (1e-3, 0.0), (1e-3, 1.0), (0.1, 0.5), (1e-6, 1.0), (2.0, 0.0),
+]
+
+
+@pytest.fixture(scope="module", params=list(ARCHS))
+def arch(request):
+    rng = np.random.default_rng(abs(hash(request.param)) % 2**32)
+    m = make_random_model(rng, V=40, C=4, **ARCHS[request.param])
+    return m, build(m)
+
+
+@pytest.mark.parametrize("rule", ref.RULES)
+@pytest.mark.parametrize("eps,bias_factor", PARAMS)
+def test_lrp_matches_reference(arch, rule, eps, bias_factor):
+    m, model = arch
+    rng = np.random.default_rng(7)
+    for ids in random_sentences(rng, 3, 40, 1, 12):
+        for target in (None, int(rng.integers(0, 4))):
+            deleted = sorted(set(rng.integers(0, len(ids), size=2).tolist())) if len(ids) > 2 else None
+            exp = model.explain(ids, method="lrp", target=target, eps=eps,
+                                bias_factor=bias_factor, rule=rule, deleted=deleted)
+            word, emb, rest, scores = ref.lrp(m, ids, target=target, eps=eps,
+                                              bias_factor=bias_factor, rule=rule, deleted=deleted)
+            assert_close(exp.scores, scores, what="scores")
+            assert exp.prediction == int(np.argmax(scores))
+            assert exp.target == (exp.prediction if target is None else target)
+            assert_close(exp.embedding_relevance, emb, what=f"{rule} embedding relevance")
+            assert_close(exp.relevance, word, what=f"{rule} relevance")
+            scale = max(1.0, np.abs(word).max())
+            assert abs(exp.rest - rest) <= 1e-10 * scale, (exp.rest, rest)
+
+
+@pytest.mark.parametrize("rule", ref.RULES)
+def test_conservation_with_bias_factor_one(arch, rule):
+    m, model = arch
+    rng = np.random.default_rng(8)
+    batch = random_sentences(rng, 6, 40, 1, 25)
+    for eps in (1e-3, 0.05):
+        exps = model.explain_batch(batch, method="lrp", eps=eps, bias_factor=1.0, rule=rule,
+                                   target=[n % 4 for n in range(len(batch))])
+        for e in exps:
+            total = e.relevance.sum() + e.rest
+            scale = max(1.0, np.abs(e.embedding_relevance).max())
+            assert abs(total - e.scores[e.target]) <= 1e-10 * scale, (rule, total, e.scores)
+            # word relevance is the sum of the embedding-level relevance
+            assert_close(e.relevance, e.embedding_relevance.sum(axis=1), rel=1e-13)
+
+
+def test_lengths_1_to_60_in_one_mixed_batch():
+    rng = np.random.default_rng(9)
+    m = make_random_model(rng, e=5, layers=[(6, True)], head=[(None, True)], V=50, C=3,
+                          scale=0.4)
+    model = build(m)
+    batch = [rng.integers(0, 50, size=T).tolist() for T in rng.permutation(np.arange(1, 61))]
+    deleted = [[0] if len(s) % 3 == 0 else [] for s in batch]
+    exps = model.explain_batch(batch, method="lrp", eps=1e-3, bias_factor=1.0, deleted=deleted)
+    preds = model.predict(batch, deleted=deleted)
+    assert preds.shape == (60, 3)
+    for ids, dl, e, p in zip(batch, deleted, exps, preds):
+        word, emb, rest, scores = ref.lrp(m, ids, eps=1e-3, bias_factor=1.0, deleted=dl)
+        assert_close(p, scores, what="predict")
+        assert_close(e.embedding_relevance, emb, what=f"T={len(ids)}")
+        assert_close(e.relevance, word, what=f"T={len(ids)}")
+        assert len(e.relevance) == len(ids)
+
+
+def test_explain_batch_equals_explain(arch):
+    m, model = arch
+    rng = np.random.default_rng(10)
+    batch = random_sentences(rng, 9, 40, 1, 20)
+    kw = dict(method="lrp", eps=0.01, bias_factor=0.3, rule="abs")
+    exps = model.explain_batch(batch, target=2, **kw)
+    for ids, e in zip(batch, exps):
+        one = model.explain(ids, target=2, **kw)
+        np.testing.assert_array_equal(e.relevance, one.relevance)
+        np.testing.assert_array_equal(e.embedding_relevance, one.embedding_relevance)
+        assert e.rest == one.rest
+
+
+def test_deleted_position_gets_only_bias_and_stabiliser_share():
+    """x_t = 0 at a deleted position: with bias_factor 0 nothing can reach it."""
+    rng = np.random.default_rng(11)
+    m = make_random_model(rng, e=4, layers=[(5, True)], head=[(None, True)], V=20, C=3)
+    model = build(m)
+    ids = [1, 2, 3, 4, 5]
+    e0 = model.explain(ids, deleted=[2], bias_factor=0.0, rule="half")
+    np.testing.assert_array_equal(e0.embedding_relevance[2], np.zeros(4))
+    e1 = model.explain(ids, deleted=[2], bias_factor=1.0, rule="half")
+    assert np.abs(e1.embedding_relevance[2]).max() > 0
+    word, emb, rest, scores = ref.lrp(m, ids, bias_factor=1.0, rule="half", deleted=[2])
+    assert_close(e1.embedding_relevance, emb)
+    # deleting = the same as a vocabulary row of zeros
+    m_zero = dict(m, embedding=np.concatenate([m["embedding"], np.zeros((1, 4))]))
+    e2 = build(m_zero).explain([1, 2, 20, 4, 5], bias_factor=1.0, rule="half")
+    assert_close(e2.embedding_relevance, e1.embedding_relevance, rel=1e-13)
+
+
+def test_gate_order_igfo_is_a_permutation_of_ifgo():
+    rng = np.random.default_rng(12)
+    m = make_random_model(rng, e=4, layers=[(5, True), (3, False)], head=[(None, True)], V=20, C=3)
+
+    def to_igfo(a):
+        i, f, g, o = np.split(np.asarray(a), 4, axis=0)
+        return np.ascontiguousarray(np.concatenate([i, g, f, o], axis=0))
+
+    layers_igfo = [[{k: to_igfo(v) for k, v in dr.items()} for dr in layer]
+                   for layer in m["lstm_layers"]]
+    import textlrp
+
+    a = build(m)
+    b = textlrp.from_arrays(m["embedding"], layers_igfo, m["head"], gate_order="igfo")
+    for layer_a, layer_b in zip(a.lstm_layers, b.lstm_layers):  # stored in ifgo
+        for da, db in zip(layer_a, layer_b):
+            for k in ("W_ih", "W_hh", "b"):
+                np.testing.assert_array_equal(np.asarray(da[k]), np.asarray(db[k]))
+    ids = [3, 1, 4, 1, 5, 9]
+    for method in ("lrp", "gi", "occlusion"):
+        ea = a.explain(ids, method=method, rule="prop", bias_factor=1.0)
+        eb = b.explain(ids, method=method, rule="prop", bias_factor=1.0)
+        np.testing.assert_array_equal(ea.relevance, eb.relevance)
+        np.testing.assert_array_equal(ea.scores, eb.scores)
+
+
+def test_thread_count_does_not_change_results():
+    rng = np.random.default_rng(13)
+    m = make_random_model(rng, e=6, layers=[(7, True), (5, True)], head=[(8, True), (None, True)],
+                          V=60, C=5)
+    model = build(m)
+    batch = random_sentences(rng, 41, 60, 1, 30)
+    deleted = [[len(s) // 2] if n % 4 == 0 else [] for n, s in enumerate(batch)]
+    for method, kw in [("lrp", dict(rule="signal-take-all")), ("lrp", dict(rule="prop",
+                       bias_factor=1.0)), ("gi", {}), ("sa", {}), ("occlusion", {})]:
+        runs = [model.explain_batch(batch, method=method, deleted=deleted, threads=t, **kw)
+                for t in (1, 2, 3, 8)]
+        for other in runs[1:]:
+            for e1, e2 in zip(runs[0], other):
+                np.testing.assert_array_equal(e1.relevance, e2.relevance)
+                np.testing.assert_array_equal(e1.scores, e2.scores)
+                if e1.embedding_relevance is not None:
+                    np.testing.assert_array_equal(e1.embedding_relevance, e2.embedding_relevance)
+                assert e1.rest == e2.rest
+    preds = [model.predict(batch, deleted=deleted, threads=t) for t in (1, 2, 3, 8)]
+    for p in preds[1:]:
+        np.testing.assert_array_equal(preds[0], p)
+
+
+@pytest.mark.parametrize("rule", ref.RULES)
+def test_float32_model_agrees_with_float64(rule):
+    """float32 has unit roundoff u = 2**-24 = 6e-8.  A pre-activation z of O(1) terms carries
+    an absolute error of a few u, and the epsilon rule divides by stab(z) >= eps, so near-zero
+    units magnify it to ~u / eps relative to the relevance scale: 6e-5 for eps = 1e-3
+    (measured over 12 random models: up to 7.5e-5 for signal-take-all, 5.2e-4 for prop, whose
+    share src / stab(gate + src) divides once more).  The bound 20 u / eps = 1.2e-3 of the
+    largest |relevance| keeps a margin over that, and is still ~100x below the error a wrong
+    rule makes (O(0.1)).  Scores and gradients divide by nothing: 100 u = 6e-6."""
+    u, eps = 2.0 ** -24, 1e-3
+    rng = np.random.default_rng(14)
+    m = make_random_model(rng, e=6, layers=[(8, True)], head=[(5, True), (None, True)], V=50, C=4)
+    m64, m32 = build(m), build(m, dtype=np.float32)
+    assert np.dtype(m32.dtype) == np.float32 and np.dtype(m64.dtype) == np.float64
+    batch = random_sentences(rng, 20, 50, 1, 25)
+    for method in ("lrp", "gi", "sa"):
+        # fixed target: near-ties may make the two dtypes predict different classes
+        kw = dict(method=method, bias_factor=1.0, target=1, rule=rule, eps=eps)
+        e64, e32 = m64.explain_batch(batch, **kw), m32.explain_batch(batch, **kw)
+        tol = 20 * u / eps if method == "lrp" else 100 * u
+        for a, b in zip(e64, e32):
+            assert_close(b.scores, a.scores, rel=100 * u, what="float32 scores")
+            assert_close(b.relevance, a.relevance, rel=tol, what=f"float32 {method}")
+            if method == "lrp":
+                scale = max(1.0, np.abs(a.relevance).max())
+                assert abs(b.rest - a.rest) <= tol * scale
