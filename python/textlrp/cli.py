@@ -1,0 +1,845 @@
+"""The ``textlrp`` command: ``explain``, ``predict`` and ``info``, plus the subcommands
+that :mod:`textlrp.train`, :mod:`textlrp.experiments` and :mod:`textlrp.download` register.
+
+Every subcommand is a thin layer over the public API. A user mistake prints one line
+``textlrp: error: ...`` on stderr and returns 2; a corpus line that cannot be processed
+becomes an error record in the output instead of stopping the run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import codecs
+import contextlib
+import csv
+import dataclasses
+import importlib
+import json
+import math
+import os
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from . import render
+
+PROG = "textlrp"
+METHODS = ("lrp", "sa", "gi", "occlusion", "random")
+RULES = ("signal-take-all", "prop", "half", "abs")
+FORMATS = ("ansi", "html", "json", "tsv")
+_SUFFIX_FORMATS = {".html": "html", ".htm": "html", ".json": "json", ".jsonl": "json",
+                   ".ndjson": "json", ".tsv": "tsv", ".txt": "ansi"}
+# Modules owned by others that add a subcommand through register_cli(subparsers).
+_PLUGINS = ("train", "experiments", "download")
+
+
+class UsageError(Exception):
+    """A mistake in the command line; main() prints it as one line and returns 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    # argparse would print the usage text and exit; we want one line and a return code.
+    def error(self, message: str) -> Any:  # type: ignore[override]
+        raise UsageError(f"{message} (see '{self.prog} --help')")
+
+
+# --------------------------------------------------------------------------- option types
+
+
+def _positive_int(s: str) -> int:
+    try:
+        v = int(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {s!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {s!r}")
+    return v
+
+
+def _int(s: str) -> int:
+    try:
+        return int(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {s!r}") from None
+
+
+def _finite_float(s: str) -> float:
+    try:
+        v = float(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {s!r}") from None
+    if not math.isfinite(v):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {s!r}")
+    return v
+
+
+def _eps(s: str) -> float:
+    v = _finite_float(s)
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"eps must be >= 0, got {s!r}")
+    return v
+
+
+def _delimiter(s: str) -> str:
+    named = {"tab": "\t", "\\t": "\t", "comma": ",", "semicolon": ";", "pipe": "|", "space": " "}
+    d = named.get(s.lower(), s)
+    if len(d) != 1 or d in "\r\n\"":
+        raise argparse.ArgumentTypeError(
+            f"a delimiter is one character (or tab, comma, semicolon, pipe, space), got {s!r}")
+    return d
+
+
+# --------------------------------------------------------------------------- parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog=PROG,
+        description="Explain LSTM text classifiers word by word with Layer-wise Relevance "
+                    "Propagation.",
+        epilog="Run 'textlrp COMMAND --help' for the options of a command.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    model = _Parser(add_help=False)
+    model.add_argument("-m", "--model", metavar="PATH", default=os.environ.get("TEXTLRP_MODEL"),
+                       help="model file (.npz); default: $TEXTLRP_MODEL or the bundled SST-5 model")
+
+    source = _Parser(add_help=False)
+    source.add_argument("text", nargs="*", metavar="TEXT",
+                        help="the text (several words need no quotes)")
+    g = source.add_argument_group("corpus input")
+    g.add_argument("-i", "--input", metavar="FILE",
+                   help="one text per line ('-' = stdin); output is streamed, one record per line")
+    g.add_argument("--column", metavar="N|NAME",
+                   help="read the text from this column of a TSV/CSV file (N counts from 1; "
+                        "a NAME implies --header)")
+    g.add_argument("--delimiter", type=_delimiter, metavar="CHAR",
+                   help="column delimiter for --column (default: ',' for *.csv, else tab)")
+    g.add_argument("--header", action="store_true", help="the first row is a header (skipped)")
+    g.add_argument("--skip-empty", action="store_true",
+                   help="skip empty lines instead of writing an error record for them")
+    g.add_argument("--batch-size", type=_positive_int, default=256, metavar="N",
+                   help="texts per engine call (default 256; memory grows with it)")
+
+    output = _Parser(add_help=False)
+    o = output.add_argument_group("output")
+    o.add_argument("-f", "--format", choices=FORMATS,
+                   help="ansi (terminal), html (one report), json (JSON Lines), tsv; default: "
+                        "from the --output suffix, else ansi for TEXT and json for --input")
+    o.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
+    o.add_argument("--color", choices=("auto", "always", "never"), default="auto",
+                   help="colours in ansi output (auto: only on a terminal and without NO_COLOR)")
+    o.add_argument("--theme", choices=("auto", "light", "dark"), default="auto",
+                   help="terminal colour scale; both are readable anywhere (auto: from COLORFGBG)")
+    o.add_argument("--title", help="title of an HTML report")
+    o.add_argument("--threads", type=_positive_int, metavar="N",
+                   help="worker threads (default: all cores)")
+    o.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary on stderr")
+
+    p = sub.add_parser("explain", parents=[source, model, output],
+                       help="colour each word by its relevance for a class",
+                       description="Explain a prediction word by word: red words are evidence "
+                                   "for the target class, blue words against it.")
+    e = p.add_argument_group("explanation")
+    e.add_argument("-t", "--target", metavar="CLASS",
+                   help="class to explain, by name or index (default: the predicted class)")
+    e.add_argument("--all-classes", action="store_true", help="explain every class, one line each")
+    e.add_argument("--method", choices=METHODS, default="lrp",
+                   help="lrp (default), sa (sensitivity), gi (gradient x input), occlusion, random")
+    e.add_argument("--rule", choices=RULES, default="signal-take-all",
+                   help="LRP rule for the LSTM's products (default signal-take-all)")
+    e.add_argument("--eps", type=_eps, default=1e-3, help="LRP epsilon stabiliser (default 0.001)")
+    e.add_argument("--bias-factor", type=_finite_float, default=0.0,
+                   help="share of bias relevance passed down (default 0; 1 conserves relevance)")
+    e.add_argument("--seed", type=_int, default=0, help="seed of --method random")
+    e.add_argument("--values", action="store_true", help="print the relevance beside each word")
+    p.set_defaults(func=_cmd_explain)
+
+    p = sub.add_parser("predict", parents=[source, model, output],
+                       help="class probabilities of a text or a corpus",
+                       description="Predict the class of a text or of every line of a corpus.")
+    p.set_defaults(func=_cmd_predict)
+
+    p = sub.add_parser("info", parents=[model], help="show the model card",
+                       description="Architecture, vocabulary, classes and provenance of a model.")
+    p.add_argument("-f", "--format", choices=("text", "json"), default="text")
+    p.set_defaults(func=_cmd_info)
+
+    _register_plugins(sub)
+    return parser
+
+
+def _register_plugins(sub: Any) -> None:
+    for name in _PLUGINS:
+        try:
+            module = importlib.import_module(f"textlrp.{name}")
+        except ModuleNotFoundError as exc:
+            # Only the module's own absence is tolerated; a broken import inside it is a bug.
+            if exc.name != f"textlrp.{name}":
+                raise
+            continue
+        register = getattr(module, "register_cli", None)
+        if register is not None:
+            register(sub)
+
+
+def _version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("textlrp")
+    except metadata.PackageNotFoundError:
+        return "(not installed)"
+
+
+# --------------------------------------------------------------------------- main
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status (0 ok, 2 user error, 130 interrupted)."""
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if getattr(args, "func", None) is None:
+            commands = ", ".join(parser._subparsers._group_actions[0].choices)  # type: ignore[union-attr]
+            raise UsageError(f"choose a command: {commands} (see 'textlrp --help')")
+        return int(args.func(args) or 0)
+    except SystemExit as exc:  # --help, --version
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
+    except UsageError as exc:
+        _error(str(exc))
+        return 2
+    except BrokenPipeError:
+        # The reader (e.g. `| head`) has gone: stop quietly, and keep the interpreter's
+        # final flush from raising again.
+        _silence_stdout()
+        return 141
+    except KeyboardInterrupt:
+        _error("interrupted")
+        return 130
+    except (ValueError, OSError, KeyError, LookupError) as exc:
+        if os.environ.get("TEXTLRP_DEBUG"):
+            raise
+        _error(_describe(exc))
+        return 2
+
+
+def _error(message: str) -> None:
+    with contextlib.suppress(OSError, ValueError):
+        print(f"{PROG}: error: {' '.join(message.split())}", file=sys.stderr, flush=True)
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror and exc.filename is not None:
+        return f"{exc.filename}: {exc.strerror}"
+    if isinstance(exc, KeyError) and exc.args:
+        return str(exc.args[0])
+    return str(exc) or type(exc).__name__
+
+
+def _silence_stdout() -> None:
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _load_model(args: argparse.Namespace) -> Any:
+    from . import load_model
+
+    path = args.model
+    if path is not None and not Path(path).exists():
+        raise FileNotFoundError(f"model file not found: {path}")
+    if path is not None and Path(path).is_dir():
+        raise IsADirectoryError(f"the model path is a directory, not a file: {path}")
+    return load_model(path)
+
+
+def _model_label(args: argparse.Namespace) -> str:
+    return Path(args.model).name if args.model else "bundled sst5-bilstm"
+
+
+def _the_text(args: argparse.Namespace) -> str | None:
+    """The TEXT argument, or None when --input is used."""
+    if args.input is not None:
+        if args.text:
+            raise UsageError("give either TEXT or --input FILE, not both")
+        return None
+    if args.column is not None or args.delimiter is not None or args.header:
+        raise UsageError("--column, --delimiter and --header need --input FILE")
+    if not args.text:
+        raise UsageError("give a TEXT to process or --input FILE (see 'textlrp explain --help')")
+    text = " ".join(args.text)
+    if not text.strip():
+        raise UsageError("the text is empty")
+    return text
+
+
+def _output_format(args: argparse.Namespace, corpus: bool) -> str:
+    if args.format is not None:
+        return str(args.format)
+    if args.output is not None:
+        suffix = Path(args.output).suffix.lower()
+        if suffix in _SUFFIX_FORMATS:
+            return _SUFFIX_FORMATS[suffix]
+    return "json" if corpus else "ansi"
+
+
+def _color(args: argparse.Namespace, stream: TextIO) -> str:
+    if args.color == "never":
+        return "none"
+    if args.color == "always":
+        return render._terminal_palette(os.environ)
+    return render.detect_color(stream)
+
+
+def _theme(args: argparse.Namespace) -> str:
+    return render.detect_theme() if args.theme == "auto" else str(args.theme)
+
+
+@contextlib.contextmanager
+def _open_output(args: argparse.Namespace) -> Iterator[TextIO]:
+    if args.output is None or args.output == "-":
+        yield sys.stdout
+        sys.stdout.flush()
+        return
+    if args.input not in (None, "-") and _same_file(args.input, args.output):
+        raise UsageError("--output would overwrite the --input file")
+    try:
+        f = open(args.output, "w", encoding="utf-8", newline="\n")
+    except OSError as exc:
+        raise OSError(exc.errno, f"cannot write output: {exc.strerror}", args.output) from None
+    with f:
+        yield f
+
+
+def _same_file(a: str, b: str) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _explain_options(args: argparse.Namespace) -> dict[str, Any]:
+    return dict(method=args.method, rule=args.rule, eps=args.eps,
+                bias_factor=args.bias_factor, seed=args.seed)
+
+
+def _targets(args: argparse.Namespace, model: Any) -> list[int | None]:
+    if args.all_classes:
+        if args.target is not None:
+            raise UsageError("--all-classes explains every class; drop --target")
+        return list(range(model.n_classes))
+    if args.target is None:
+        return [None]
+    try:
+        return [model.class_index(args.target)]
+    except (ValueError, TypeError) as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _subtitle(args: argparse.Namespace, method_text: str | None = None) -> str:
+    bits = [f"model {_model_label(args)}"]
+    if method_text:
+        bits.append(method_text)
+    return " · ".join(bits)
+
+
+def _lrp_text(args: argparse.Namespace) -> str:
+    if args.method == "lrp":
+        return (f"lrp (rule {args.rule}, eps {args.eps:g}, bias_factor {args.bias_factor:g})")
+    if args.method == "random":
+        return f"random (seed {args.seed})"
+    return str(args.method)
+
+
+# --------------------------------------------------------------------------- writers
+
+
+class _Writer:
+    """Writes records of one format to a stream, as they come (HTML as one report)."""
+
+    def __init__(self, out: TextIO, fmt: str, args: argparse.Namespace, *, corpus: bool,
+                 class_names: Sequence[str], kind: str) -> None:
+        self.out, self.fmt, self.args, self.corpus, self.kind = out, fmt, args, corpus, kind
+        self.class_names = list(class_names)
+        self.color = _color(args, out) if fmt == "ansi" else "none"
+        self.theme = _theme(args)
+        self.values = bool(getattr(args, "values", False))
+        self.any_oov = False
+        self.count = 0
+        self.errors = 0
+
+    def _write(self, s: str) -> None:
+        self.out.write(s)
+
+    def begin(self) -> None:
+        if self.fmt == "html":
+            title = self.args.title or ("textlrp explanations" if self.kind == "explain"
+                                        else "textlrp predictions")
+            method = _lrp_text(self.args) if self.kind == "explain" else None
+            self._write(render.html_header(title, subtitle=_subtitle(self.args, method),
+                                           legend=self.kind == "explain"))
+        elif self.fmt == "tsv":
+            line = self.corpus
+            if self.kind == "explain":
+                self._write(render.tsv_header(line=line) + "\n")
+            else:
+                self._write(render.prediction_tsv_header(self.class_names, line=line) + "\n")
+
+    def explanations(self, line: int | None, exps: Sequence[Any]) -> None:
+        self.count += 1
+        fmt = self.fmt
+        if fmt == "json":
+            for exp in exps:
+                self._write(render.to_json(exp, line=line) + "\n")
+        elif fmt == "tsv":
+            for exp in exps:
+                self._write(render.to_tsv(exp, line=line) + "\n")
+        elif fmt == "html":
+            for exp in exps:
+                self._write(render.html_item(exp, index=line))
+        else:
+            self.any_oov = self.any_oov or any(bool(exp.oov.any()) for exp in exps)
+            prefix = "" if line is None else f"#{line} "
+            if len(exps) == 1:
+                text = render.to_ansi(exps[0], color=self.color, values=self.values,
+                                      theme=self.theme, legend=False)
+            else:
+                text = render.ansi_all_classes(exps, color=self.color, values=self.values,
+                                               theme=self.theme)
+            self._write(prefix + text + "\n" + ("\n" if self.corpus else ""))
+
+    def prediction(self, line: int | None, pred: render.Prediction) -> None:
+        self.count += 1
+        if self.fmt == "json":
+            self._write(render._dumps(render.prediction_record(pred, line=line)) + "\n")
+        elif self.fmt == "tsv":
+            self._write(render.prediction_to_tsv(pred, line=line) + "\n")
+        elif self.fmt == "html":
+            self._write(render.html_prediction(pred, index=line))
+        else:
+            prefix = "" if line is None else f"#{line} "
+            text = render.prediction_to_ansi(pred, color=self.color, bars=not self.corpus)
+            self._write(prefix + text + "\n")
+
+    def error(self, line: int, text: str | None, message: str) -> None:
+        self.errors += 1
+        if self.fmt == "json":
+            self._write(render.error_record(line, text, message) + "\n")
+        elif self.fmt == "html":
+            self._write(render.html_error(line, text, message))
+        elif self.fmt == "tsv":
+            # A TSV table has no place for a message: report it on stderr instead.
+            if not self.args.quiet:
+                print(f"{PROG}: line {line}: {message}", file=sys.stderr)
+        else:
+            gap = "\n" if self.corpus and self.kind == "explain" else ""
+            self._write(f"#{line} error: {message}\n{gap}")
+
+    def end(self) -> None:
+        if self.fmt == "html":
+            self._write(render.html_footer(count=self.count if self.corpus else None,
+                                           errors=self.errors))
+        elif self.fmt == "ansi" and self.kind == "explain":
+            self._write(render.ansi_legend(color=self.color, oov=self.any_oov, theme=self.theme)
+                        + "\n")
+
+
+# --------------------------------------------------------------------------- corpus input
+
+
+@dataclasses.dataclass
+class _Row:
+    line: int
+    text: str | None
+    error: str | None = None
+
+
+class _Source:
+    """Lines of an input file (or stdin) read lazily as rows; counts bytes for progress."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.name = "<stdin>" if args.input == "-" else args.input
+        self.bytes_read = 0
+        self.size: int | None = None
+        if args.input == "-":
+            self.stream = getattr(sys.stdin, "buffer", None) or _EncodedText(sys.stdin)
+            self._close = False
+        else:
+            try:
+                self.stream = open(args.input, "rb")
+            except OSError as exc:
+                raise OSError(exc.errno, f"cannot read input: {exc.strerror}", args.input) from None
+            self._close = True
+            with contextlib.suppress(OSError):
+                st = os.fstat(self.stream.fileno())
+                if st.st_size > 0 and Path(args.input).is_file():
+                    self.size = st.st_size
+        try:
+            self.rows = self._rows()
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        if self._close:
+            self.stream.close()
+
+    def _raw_lines(self) -> Iterator[bytes]:
+        for n, raw in enumerate(self.stream):
+            self.bytes_read += len(raw)
+            if n == 0 and raw.startswith(codecs.BOM_UTF8):
+                raw = raw[len(codecs.BOM_UTF8):]
+            yield raw
+
+    def _rows(self) -> Iterator[_Row]:
+        a = self.args
+        column, header = a.column, a.header
+        if column is None:
+            if a.delimiter is not None:
+                raise UsageError("--delimiter needs --column")
+            return self._plain_rows(skip=1 if header else 0)
+        delimiter = a.delimiter
+        if delimiter is None:
+            delimiter = "," if str(a.input).lower().endswith(".csv") else "\t"
+        if column.isdigit():
+            index = int(column) - 1
+            if index < 0:
+                raise UsageError("--column counts from 1")
+            name = None
+        else:
+            index, name, header = -1, column, True
+        return self._csv_rows(delimiter, index, name, header)
+
+    def _plain_rows(self, skip: int) -> Iterator[_Row]:
+        skip_empty = self.args.skip_empty
+        for n, raw in enumerate(self._raw_lines(), 1):
+            if n <= skip:
+                continue
+            raw = raw.rstrip(b"\r\n")
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                yield _Row(n, raw.decode("utf-8", "replace"),
+                           f"not valid UTF-8 (byte {exc.start + 1} of the line)")
+                continue
+            if not text.strip():
+                if not skip_empty:
+                    yield _Row(n, text, "empty line")
+                continue
+            yield _Row(n, text)
+
+    def _csv_rows(self, delimiter: str, index: int, name: str | None,
+                  header: bool) -> Iterator[_Row]:
+        bad_utf8 = [False]
+
+        def lines() -> Iterator[str]:
+            for raw in self._raw_lines():
+                try:
+                    yield raw.decode("utf-8")
+                except UnicodeDecodeError:
+                    bad_utf8[0] = True
+                    yield raw.decode("utf-8", "replace")
+
+        # TSV files rarely quote, and quotes are common inside sentences: read them verbatim.
+        quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
+        reader = csv.reader(lines(), delimiter=delimiter, quoting=quoting)
+        if header:
+            try:
+                names = next(reader)
+            except StopIteration:
+                return iter(())
+            except csv.Error as exc:
+                raise UsageError(f"cannot read the header of {self.name}: {exc}") from None
+            if name is not None:
+                if name not in names:
+                    raise UsageError(f"no column {name!r} in the header of {self.name}; "
+                                     f"its columns are {', '.join(map(repr, names))}")
+                index = names.index(name)
+        return self._csv_body(reader, index, bad_utf8)
+
+    def _csv_body(self, reader: Any, index: int, bad_utf8: list[bool]) -> Iterator[_Row]:
+        skip_empty = self.args.skip_empty
+        while True:
+            start = reader.line_num + 1
+            bad_utf8[0] = False
+            try:
+                fields = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                yield _Row(start, None, f"cannot parse the row: {exc}")
+                continue
+            if not fields or not any(f.strip() for f in fields):
+                if not skip_empty:
+                    yield _Row(start, "", "empty line")
+                continue
+            if bad_utf8[0]:
+                yield _Row(start, delimiter_join(fields), "not valid UTF-8")
+                continue
+            if index >= len(fields):
+                yield _Row(start, None,
+                           f"the row has {len(fields)} column{'s' if len(fields) != 1 else ''}, "
+                           f"column {index + 1} is needed")
+                continue
+            text = fields[index]
+            if not text.strip():
+                if not skip_empty:
+                    yield _Row(start, text, "empty text")
+                continue
+            yield _Row(start, text)
+
+
+def delimiter_join(fields: Sequence[str]) -> str:
+    return " | ".join(fields)
+
+
+class _EncodedText:
+    """A text stream (e.g. a replaced sys.stdin) seen as UTF-8 byte lines."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+
+    def __iter__(self) -> Iterator[bytes]:
+        for line in self.stream:
+            yield line.encode("utf-8", "surrogateescape")
+
+
+def _chunks(rows: Iterator[_Row], size: int) -> Iterator[list[_Row]]:
+    chunk: list[_Row] = []
+    for row in rows:
+        chunk.append(row)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+class _Progress:
+    """tqdm bar on stderr: by bytes for a file (so it has an ETA), by lines for stdin."""
+
+    def __init__(self, source: _Source, args: argparse.Namespace, verb: str) -> None:
+        self.source = source
+        self.enabled = not args.quiet and _isatty(sys.stderr)
+        self.bar: Any = None
+        self.start = time.perf_counter()
+        self.done = 0
+        if not self.enabled:
+            return
+        from tqdm import tqdm
+
+        if source.size is not None:
+            self.bar = tqdm(total=source.size, unit="B", unit_scale=True, unit_divisor=1024,
+                            desc=verb, file=sys.stderr, dynamic_ncols=True, leave=False)
+        else:
+            self.bar = tqdm(unit=" lines", desc=verb, file=sys.stderr, dynamic_ncols=True,
+                            leave=False)
+
+    def update(self, lines: int) -> None:
+        self.done += lines
+        if self.bar is None:
+            return
+        if self.source.size is not None:
+            self.bar.update(self.source.bytes_read - self.bar.n)
+            rate = self.done / max(time.perf_counter() - self.start, 1e-9)
+            self.bar.set_postfix_str(f"{self.done} lines, {rate:.0f}/s", refresh=False)
+        else:
+            self.bar.update(lines)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _isatty(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError, OSError):
+        return False
+
+
+def _run_corpus(args: argparse.Namespace, model: Any, kind: str,
+                targets: list[int | None] | None = None) -> int:
+    fmt = _output_format(args, corpus=True)
+    source = _Source(args)
+    try:
+        with _open_output(args) as out:
+            writer = _Writer(out, fmt, args, corpus=True, class_names=model.class_names, kind=kind)
+            progress = _Progress(source, args, "explaining" if kind == "explain" else "predicting")
+            try:
+                writer.begin()
+                for chunk in _chunks(source.rows, args.batch_size):
+                    if kind == "explain":
+                        _explain_chunk(model, chunk, writer, args, targets or [None])
+                    else:
+                        _predict_chunk(model, chunk, writer, args)
+                    progress.update(len(chunk))
+                writer.end()
+            finally:
+                progress.close()
+    finally:
+        source.close()
+    if writer.errors and not args.quiet:
+        what = "explained" if kind == "explain" else "predicted"
+        where = "above" if fmt == "tsv" else "the error records in the output"
+        print(f"{PROG}: {writer.errors} of {writer.count + writer.errors} lines could not be "
+              f"{what}; see {where}", file=sys.stderr)
+    return 0
+
+
+def _explain_chunk(model: Any, chunk: list[_Row], writer: _Writer, args: argparse.Namespace,
+                   targets: list[int | None]) -> None:
+    good = [r for r in chunk if r.error is None]
+    per_target = []
+    for target in targets:
+        results = list(model.explain_corpus(
+            [r.text for r in good], batch_size=max(1, len(good)), threads=args.threads,
+            errors="record", target=target, **_explain_options(args)))
+        if len(results) != len(good):
+            raise RuntimeError(f"explain_corpus returned {len(results)} results for {len(good)} inputs")
+        per_target.append(results)
+    by_line = {id(r): k for k, r in enumerate(good)}
+    for row in chunk:
+        if row.error is not None:
+            writer.error(row.line, row.text, row.error)
+            continue
+        results = [res[by_line[id(row)]] for res in per_target]
+        failed = next((r for r in results if not hasattr(r, "relevance")), None)
+        if failed is not None:
+            writer.error(row.line, row.text, failed.error)
+        else:
+            writer.explanations(row.line, results)
+
+
+def _predict_chunk(model: Any, chunk: list[_Row], writer: _Writer,
+                   args: argparse.Namespace) -> None:
+    encoded: dict[int, Any] = {}
+    for k, row in enumerate(chunk):
+        if row.error is None:
+            try:
+                encoded[k] = model.encode(row.text)
+            except (ValueError, TypeError, IndexError, LookupError) as exc:
+                row.error = str(exc)
+    keys = list(encoded)
+    scores = model.predict([encoded[k][0] for k in keys], threads=args.threads) if keys else []
+    by_key = dict(zip(keys, scores))
+    for k, row in enumerate(chunk):
+        if row.error is not None:
+            writer.error(row.line, row.text, row.error)
+            continue
+        tokens, _ids, oov = encoded[k]
+        writer.prediction(row.line, render.Prediction(row.text, tokens, oov, by_key[k],
+                                                      list(model.class_names)))
+
+
+# --------------------------------------------------------------------------- commands
+
+
+def _cmd_explain(args: argparse.Namespace) -> int:
+    text = _the_text(args)
+    model = _load_model(args)
+    targets = _targets(args, model)
+    if text is None:
+        return _run_corpus(args, model, "explain", targets)
+    opts = _explain_options(args)
+    exps = model.explain_batch([text] * len(targets), target=targets, threads=args.threads, **opts)
+    fmt = _output_format(args, corpus=False)
+    with _open_output(args) as out:
+        writer = _Writer(out, fmt, args, corpus=False, class_names=model.class_names, kind="explain")
+        writer.begin()
+        writer.explanations(None, exps)
+        writer.end()
+    return 0
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    text = _the_text(args)
+    model = _load_model(args)
+    if text is None:
+        return _run_corpus(args, model, "predict")
+    tokens, _ids, oov = model.encode(text)
+    scores = model.predict([tokens], threads=args.threads)[0]
+    fmt = _output_format(args, corpus=False)
+    with _open_output(args) as out:
+        writer = _Writer(out, fmt, args, corpus=False, class_names=model.class_names, kind="predict")
+        writer.begin()
+        writer.prediction(None, render.Prediction(text, tokens, oov, scores, list(model.class_names)))
+        writer.end()
+    return 0
+
+
+def model_card(model: Any, path: str | None) -> dict[str, Any]:
+    """What `textlrp info` shows, as a JSON-ready dict."""
+    layers = [{"directions": len(layer), "hidden": int(layer[0]["W_hh"].shape[1])}
+              for layer in model.lstm_layers]
+    head = [{"in": int(h["W"].shape[1]), "out": int(h["W"].shape[0]), "bias": h["b"] is not None}
+            for h in model.head]
+    return {
+        "path": path,
+        "architecture": {"vocab_size": int(model.vocab_size),
+                         "embedding_dim": int(model.embedding_dim),
+                         "lstm": layers, "head": head},
+        "class_names": [str(c) for c in model.class_names],
+        "vocab_size": int(model.vocab_size),
+        "has_vocab": model.vocab is not None,
+        "unk_token": model.unk_token,
+        "lowercase": bool(model.lowercase),
+        "dtype": str(getattr(model.dtype, "name", model.dtype)),
+        "metadata": render._jsonable(dict(model.metadata or {})),
+    }
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    from .io import default_model_path
+
+    model = _load_model(args)
+    path = args.model if args.model else str(default_model_path())
+    card = model_card(model, path)
+    if args.format == "json":
+        print(json.dumps(card, ensure_ascii=False, indent=2, allow_nan=False))
+        return 0
+    arch = card["architecture"]
+    lstm = " → ".join(
+        f"{'bidirectional ' if a['directions'] == 2 else ''}LSTM {a['hidden']}"
+        + (" per direction" if a["directions"] == 2 else "") for a in arch["lstm"])
+    head = " → ReLU → ".join(f"linear {h['in']}→{h['out']}{'' if h['bias'] else ' (no bias)'}"
+                             for h in arch["head"])
+    rows = [
+        ("model", path),
+        ("architecture", f"embedding {arch['vocab_size']}×{arch['embedding_dim']} → {lstm} → {head}"),
+        ("vocabulary", f"{card['vocab_size']} entries" + ("" if card["has_vocab"] else " (ids only)")
+         + f", unknown token {card['unk_token']!r}, lowercase {'yes' if card['lowercase'] else 'no'}"),
+        ("classes", ", ".join(f"{k} {c}" for k, c in enumerate(card["class_names"]))),
+        ("dtype", card["dtype"]),
+    ]
+    width = max(len(k) for k, _ in rows)
+    lines = [f"{k.ljust(width)}  {v}" for k, v in rows]
+    if card["metadata"]:
+        lines.append("metadata")
+        lines.extend(_describe_metadata(card["metadata"], indent=2))
+    print("\n".join(lines))
+    return 0
+
+
+def _describe_metadata(value: Any, indent: int) -> list[str]:
+    pad = " " * indent
+    lines = []
+    for key, v in value.items():
+        if isinstance(v, dict) and v:
+            lines.append(f"{pad}{key}")
+            lines.extend(_describe_metadata(v, indent + 2))
+        elif isinstance(v, list) and len(v) > 12:
+            lines.append(f"{pad}{key}: [{len(v)} items]")
+        else:
+            shown = v if isinstance(v, str) else json.dumps(v, ensure_ascii=False)
+            lines.append(f"{pad}{key}: {shown}")
+    return lines
