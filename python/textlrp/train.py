@@ -1,0 +1,432 @@
+"""Train the default SST-5 bidirectional LSTM (``textlrp train``).
+
+The architecture is the one Arras et al. (2017) explain: word embeddings (60),
+one bidirectional LSTM layer (60 per direction), features = final forward
+state + final backward state, one linear output layer without bias. It is
+trained on every labelled phrase of the SST training trees and selected on the
+dev sentences' root labels; the test set is only evaluated for the record.
+
+torch is imported inside the functions only: ``import textlrp`` never needs it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import random
+import sys
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+__all__ = ["TrainConfig", "register_cli", "train"]
+
+UNK = "<unk>"
+
+
+class TrainConfig:
+    """Hyper-parameters; the defaults are the ones the bundled model was trained with."""
+
+    def __init__(
+        self,
+        *,
+        epochs: float = 6.0,
+        seed: int = 1,
+        lr: float = 2e-3,
+        batch_size: int = 64,
+        embedding_dim: int = 60,
+        hidden_size: int = 60,
+        dropout: float = 0.5,
+        embedding_dropout: float = 0.3,
+        word_dropout: float = 0.0,
+        weight_decay: float = 0.0,
+        clip: float = 5.0,
+        embedding_scale: float = 0.1,
+        lowercase: bool = True,
+        threads: int | None = None,
+        evals_per_epoch: int = 2,
+        head_bias: bool = False,
+        progress: bool = True,
+    ) -> None:
+        if epochs <= 0:
+            raise ValueError(f"epochs must be > 0, got {epochs}")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if lr <= 0:
+            raise ValueError(f"lr must be > 0, got {lr}")
+        for name, p in (("dropout", dropout), ("embedding_dropout", embedding_dropout), ("word_dropout", word_dropout)):
+            if not 0.0 <= p < 1.0:
+                raise ValueError(f"{name} must be in [0, 1), got {p}")
+        if threads is not None and threads < 1:
+            raise ValueError(f"threads must be >= 1, got {threads}")
+        if evals_per_epoch < 1:
+            raise ValueError(f"evals_per_epoch must be >= 1, got {evals_per_epoch}")
+        self.epochs = float(epochs)
+        self.seed = int(seed)
+        self.lr = float(lr)
+        self.batch_size = int(batch_size)
+        self.embedding_dim = int(embedding_dim)
+        self.hidden_size = int(hidden_size)
+        self.dropout = float(dropout)
+        self.embedding_dropout = float(embedding_dropout)
+        self.word_dropout = float(word_dropout)
+        self.weight_decay = float(weight_decay)
+        self.clip = float(clip)
+        self.embedding_scale = float(embedding_scale)
+        self.lowercase = bool(lowercase)
+        self.threads = threads
+        self.evals_per_epoch = int(evals_per_epoch)
+        self.head_bias = bool(head_bias)
+        self.progress = bool(progress)
+
+    def as_dict(self) -> dict[str, Any]:
+        d = dict(vars(self))
+        d.pop("progress")
+        return d
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _seed_everything(seed: int) -> None:
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True)
+
+
+def _batches_by_length(
+    lengths: np.ndarray, batch_size: int, rng: np.random.Generator | None
+) -> list[np.ndarray]:
+    """Index batches whose members all have the same length: no padding or packing
+    is needed and final states are exact. Shuffled within lengths and in batch order
+    when rng is given, deterministic otherwise."""
+    batches: list[np.ndarray] = []
+    for length in np.unique(lengths):
+        idx = np.flatnonzero(lengths == length)
+        if rng is not None:
+            idx = rng.permutation(idx)
+        batches.extend(idx[i : i + batch_size] for i in range(0, len(idx), batch_size))
+    if rng is not None:
+        order = rng.permutation(len(batches))
+        batches = [batches[i] for i in order]
+    return batches
+
+
+def _build_net(vocab_size: int, cfg: TrainConfig, n_classes: int) -> Any:
+    import torch
+    from torch import nn
+
+    class BiLSTMClassifier(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.embedding = nn.Embedding(vocab_size, cfg.embedding_dim)
+            self.lstm = nn.LSTM(cfg.embedding_dim, cfg.hidden_size, batch_first=True, bidirectional=True)
+            self.head = nn.Linear(2 * cfg.hidden_size, n_classes, bias=cfg.head_bias)
+            self.embedding_dropout = nn.Dropout(cfg.embedding_dropout)
+            self.dropout = nn.Dropout(cfg.dropout)
+            with torch.no_grad():
+                self.embedding.weight.normal_(0.0, cfg.embedding_scale)
+                # <unk> (id 0) starts at zero = the "deleted word" vector; it is
+                # trained only through word dropout.
+                self.embedding.weight[0].zero_()
+
+        def forward(self, ids: torch.Tensor) -> torch.Tensor:
+            x = self.embedding_dropout(self.embedding(ids))
+            _, (h_n, _) = self.lstm(x)
+            # h_n[0]: forward state after the last token; h_n[1]: backward state at position 0.
+            features = torch.cat([h_n[0], h_n[1]], dim=1)
+            return self.head(self.dropout(features))
+
+    return BiLSTMClassifier()
+
+
+def _encode(sentences: Sequence[Sequence[str]], index: dict[str, int], lowercase: bool) -> list[np.ndarray]:
+    out = []
+    for tokens in sentences:
+        if lowercase:
+            tokens = [t.lower() for t in tokens]
+        out.append(np.array([index.get(t, 0) for t in tokens], dtype=np.int64))
+    return out
+
+
+def _predict_scores(net: Any, encoded: list[np.ndarray], batch_size: int = 512) -> np.ndarray:
+    import torch
+
+    lengths = np.array([len(e) for e in encoded])
+    scores = np.zeros((len(encoded), net.head.out_features), dtype=np.float64)
+    net.eval()
+    with torch.no_grad():
+        for batch in _batches_by_length(lengths, batch_size, None):
+            ids = torch.from_numpy(np.stack([encoded[i] for i in batch]))
+            scores[batch] = net(ids).double().numpy()
+    return scores
+
+
+def accuracies(scores: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    """5-class accuracy, and binary accuracy on non-neutral items.
+
+    Binary: labels 0/1 are negative, 3/4 positive, 2 is left out; the model says
+    positive when p(3) + p(4) > p(0) + p(1) (softmax over the five scores).
+    """
+    labels = np.asarray(labels)
+    fine = float(np.mean(scores.argmax(axis=1) == labels))
+    z = scores - scores.max(axis=1, keepdims=True)
+    p = np.exp(z)
+    p /= p.sum(axis=1, keepdims=True)
+    keep = labels != 2
+    pos_pred = p[keep, 3] + p[keep, 4] > p[keep, 0] + p[keep, 1]
+    binary = float(np.mean(pos_pred == (labels[keep] > 2))) if keep.any() else float("nan")
+    return {"fine": fine, "binary": binary}
+
+
+def train(
+    data_dir: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    config: TrainConfig | None = None,
+    *,
+    command: str | None = None,
+    log: Any = None,
+) -> dict[str, Any]:
+    """Train on ``data_dir/{train,dev,test}.txt`` (SST PTB trees) and write the model to ``out``.
+
+    Returns the provenance dict stored in the model file. ``test.txt`` is optional;
+    when present its accuracy is recorded but never used for selection.
+    """
+    import torch
+    from torch import nn
+
+    from . import io as textlrp_io
+    from .sst import SST_CLASS_NAMES, load_phrases, load_sentences
+
+    cfg = config or TrainConfig()
+    log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+    data_dir = Path(data_dir)
+    paths = {split: data_dir / f"{split}.txt" for split in ("train", "dev", "test")}
+    for split in ("train", "dev"):
+        if not paths[split].is_file():
+            raise FileNotFoundError(f"{paths[split]} not found (expected SST PTB tree files in {data_dir})")
+    has_test = paths["test"].is_file()
+    out = Path(out)
+    if not out.parent.is_dir():
+        raise FileNotFoundError(f"output directory {out.parent} does not exist")
+
+    if cfg.threads is not None:
+        torch.set_num_threads(cfg.threads)
+    _seed_everything(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+
+    phrases = load_phrases(paths["train"])
+    if cfg.lowercase:
+        # Lowercasing can merge phrases; keep each (tokens, label) pair once, in order.
+        merged = dict.fromkeys((tuple(t.lower() for t in toks), y) for toks, y in phrases)
+        phrases = [(list(toks), y) for toks, y in merged]
+    dev = load_sentences(paths["dev"])
+    test = load_sentences(paths["test"]) if has_test else []
+
+    vocab = [UNK] + sorted({t for toks, _ in phrases for t in toks} - {UNK})
+    index = {t: i for i, t in enumerate(vocab)}
+
+    train_x = _encode([p[0] for p in phrases], index, False)
+    train_y = np.array([p[1] for p in phrases], dtype=np.int64)
+    train_len = np.array([len(x) for x in train_x])
+    dev_x = _encode([s[0] for s in dev], index, cfg.lowercase)
+    dev_y = np.array([s[1] for s in dev])
+    test_x = _encode([s[0] for s in test], index, cfg.lowercase)
+    test_y = np.array([s[1] for s in test])
+    log(f"train phrases {len(phrases)}, vocab {len(vocab)}, dev {len(dev)}, test {len(test)}")
+
+    net = _build_net(len(vocab), cfg, len(SST_CLASS_NAMES))
+    optimizer = torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    loss_fn = nn.CrossEntropyLoss()
+
+    steps_per_epoch = len(_batches_by_length(train_len, cfg.batch_size, None))
+    total_steps = int(round(cfg.epochs * steps_per_epoch))
+    eval_every = max(1, steps_per_epoch // cfg.evals_per_epoch)
+    best: dict[str, Any] = {"dev": -1.0}
+    history = []
+    from tqdm import tqdm
+
+    start = time.perf_counter()
+    step = 0
+    bar = tqdm(total=total_steps, desc="train", unit="batch", disable=not cfg.progress, mininterval=1.0)
+    while step < total_steps:
+        for batch in _batches_by_length(train_len, cfg.batch_size, rng):
+            if step >= total_steps:
+                break
+            net.train()
+            ids_np = np.stack([train_x[i] for i in batch])
+            if cfg.word_dropout > 0:
+                ids_np = np.where(rng.random(ids_np.shape) < cfg.word_dropout, 0, ids_np)
+            ids = torch.from_numpy(ids_np)
+            labels = torch.from_numpy(train_y[batch])
+            optimizer.zero_grad()
+            loss = loss_fn(net(ids), labels)
+            loss.backward()
+            if cfg.clip > 0:
+                nn.utils.clip_grad_norm_(net.parameters(), cfg.clip)
+            optimizer.step()
+            step += 1
+            bar.update(1)
+            if step % eval_every == 0 or step == total_steps:
+                dev_acc = accuracies(_predict_scores(net, dev_x), dev_y)["fine"]
+                epoch = step / steps_per_epoch
+                history.append({"epoch": round(epoch, 3), "dev": dev_acc, "loss": round(loss.item(), 4)})
+                marker = ""
+                if dev_acc > best["dev"]:
+                    best = {
+                        "dev": dev_acc,
+                        "epoch": round(epoch, 3),
+                        "state": {k: v.detach().clone() for k, v in net.state_dict().items()},
+                    }
+                    marker = " *"
+                msg = f"epoch {epoch:5.2f}  dev acc {dev_acc:.4f}{marker}"
+                if cfg.progress:
+                    bar.write(msg)
+                else:
+                    log(msg)
+    bar.close()
+    seconds = time.perf_counter() - start
+
+    net.load_state_dict(best["state"])
+    net.eval()
+    dev_acc = accuracies(_predict_scores(net, dev_x), dev_y)
+    test_acc = accuracies(_predict_scores(net, test_x), test_y) if has_test else None
+    log(f"best epoch {best['epoch']}: dev {dev_acc}, test {test_acc}, {seconds:.0f} s")
+
+    provenance: dict[str, Any] = {
+        "command": command,
+        "trained_with": "textlrp.train",
+        "config": cfg.as_dict(),
+        "seed": cfg.seed,
+        "epochs": cfg.epochs,
+        "best_epoch": best["epoch"],
+        "data": {split: {"file": p.name, "sha256": _sha256(p)} for split, p in paths.items() if p.is_file()},
+        "train_phrases": len(phrases),
+        "vocab_size": len(vocab),
+        "accuracy": {
+            "dev": {"fine": dev_acc["fine"], "binary": dev_acc["binary"], "n": len(dev)},
+            **(
+                {"test": {"fine": test_acc["fine"], "binary": test_acc["binary"], "n": len(test)}}
+                if test_acc
+                else {}
+            ),
+        },
+        "accuracy_note": "sentence (root label) accuracy; binary = non-neutral sentences, p(3)+p(4) vs p(0)+p(1)",
+        "history": history,
+        "training_seconds": round(seconds, 1),
+        "threads": torch.get_num_threads(),
+        "torch_version": torch.__version__,
+        "numpy_version": np.__version__,
+    }
+    arrays = _net_to_arrays(net)
+    textlrp_io.write_model_file(
+        out,
+        embedding=arrays["embedding"],
+        lstm_layers=arrays["lstm_layers"],
+        head=arrays["head"],
+        vocab=vocab,
+        class_names=list(SST_CLASS_NAMES),
+        unk_token=UNK,
+        lowercase=cfg.lowercase,
+        metadata=provenance,
+    )
+    log(f"wrote {out}")
+    return provenance
+
+
+def _net_to_arrays(net: Any) -> dict[str, Any]:
+    def np32(t: Any) -> np.ndarray:
+        return t.detach().cpu().numpy().astype(np.float32)
+
+    lstm = net.lstm
+    directions = []
+    for suffix in ("", "_reverse"):
+        directions.append(
+            {
+                "W_ih": np32(getattr(lstm, f"weight_ih_l0{suffix}")),
+                "W_hh": np32(getattr(lstm, f"weight_hh_l0{suffix}")),
+                "b": np32(getattr(lstm, f"bias_ih_l0{suffix}") + getattr(lstm, f"bias_hh_l0{suffix}")),
+            }
+        )
+    head_b = np32(net.head.bias) if net.head.bias is not None else None
+    return {
+        "embedding": np32(net.embedding.weight),
+        "lstm_layers": [directions],
+        "head": [{"W": np32(net.head.weight), "b": head_b}],
+    }
+
+
+def register_cli(subparsers: Any) -> None:
+    """Add the ``train`` subcommand to the textlrp CLI."""
+    d = TrainConfig()
+    p = subparsers.add_parser(
+        "train",
+        help="train a bidirectional LSTM sentiment classifier on SST tree files (needs torch)",
+        description="Train the Arras et al. (2017) bidirectional LSTM on all labelled phrases of "
+        "DIR/train.txt, select the best checkpoint on DIR/dev.txt sentence accuracy, report "
+        "DIR/test.txt accuracy, and write a textlrp model file. Requires torch.",
+    )
+    p.add_argument("--data", required=True, metavar="DIR", help="directory with SST train.txt, dev.txt [, test.txt]")
+    p.add_argument("--out", required=True, metavar="FILE", help="model file to write (.npz)")
+    p.add_argument("--epochs", type=float, default=d.epochs, help=f"training epochs, may be fractional (default {d.epochs:g})")
+    p.add_argument("--seed", type=int, default=d.seed, help=f"random seed (default {d.seed})")
+    p.add_argument("--lr", type=float, default=d.lr, help=f"Adam learning rate (default {d.lr:g})")
+    p.add_argument("--batch-size", type=int, default=d.batch_size, help=f"default {d.batch_size}")
+    p.add_argument("--dropout", type=float, default=d.dropout, help=f"dropout on the features (default {d.dropout:g})")
+    p.add_argument("--embedding-dropout", type=float, default=d.embedding_dropout,
+                   help=f"dropout on the word embeddings (default {d.embedding_dropout:g})")
+    p.add_argument("--word-dropout", type=float, default=d.word_dropout,
+                   help=f"probability of replacing a training token by <unk> (default {d.word_dropout:g})")
+    p.add_argument("--weight-decay", type=float, default=d.weight_decay, help=f"default {d.weight_decay:g}")
+    p.add_argument("--clip", type=float, default=d.clip, help=f"gradient norm clipping, 0 = off (default {d.clip:g})")
+    p.add_argument("--embedding-scale", type=float, default=d.embedding_scale,
+                   help=f"std of the initial embeddings (default {d.embedding_scale:g})")
+    p.add_argument("--embedding-dim", type=int, default=d.embedding_dim, help=f"default {d.embedding_dim}")
+    p.add_argument("--hidden-size", type=int, default=d.hidden_size, help=f"per direction (default {d.hidden_size})")
+    p.add_argument("--lowercase", action=argparse.BooleanOptionalAction, default=d.lowercase,
+                   help=f"lowercase tokens (stored in the model file; default {d.lowercase})")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    p.add_argument("--evals-per-epoch", type=int, default=d.evals_per_epoch, help=f"default {d.evals_per_epoch}")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_run_cli)
+
+
+def _run_cli(args: argparse.Namespace) -> int:
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        raise ValueError("textlrp train needs PyTorch: pip install torch") from None
+    cfg = TrainConfig(
+        epochs=args.epochs,
+        seed=args.seed,
+        lr=args.lr,
+        batch_size=args.batch_size,
+        embedding_dim=args.embedding_dim,
+        hidden_size=args.hidden_size,
+        dropout=args.dropout,
+        embedding_dropout=args.embedding_dropout,
+        word_dropout=args.word_dropout,
+        weight_decay=args.weight_decay,
+        clip=args.clip,
+        embedding_scale=args.embedding_scale,
+        lowercase=args.lowercase,
+        threads=args.threads,
+        evals_per_epoch=args.evals_per_epoch,
+        progress=not args.no_progress,
+    )
+    command = "textlrp " + " ".join(sys.argv[1:]) if sys.argv and "textlrp" in sys.argv[0] else None
+    result = train(args.data, args.out, cfg, command=command)
+    print(json.dumps({"out": str(args.out), "best_epoch": result["best_epoch"], "accuracy": result["accuracy"]}))
+    return 0
