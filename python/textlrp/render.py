@@ -57,7 +57,7 @@ _DARK = ("#3a7fc4", "#2f6397", "#2a4a6c", "#283748", "#24272d",
 # Below this share of the sentence's largest |relevance| a word is left uncoloured:
 # such pale tints read as noise, and uncoloured text suits any terminal background.
 _NEUTRAL_CUTOFF = 0.04
-_DARK_TEXT = (17, 17, 17)
+_DARK_TEXT = (0, 0, 0)  # pure black: with white, one of the two always reaches 4.58:1
 _LIGHT_TEXT = (255, 255, 255)
 
 Color = tuple[int, int, int]

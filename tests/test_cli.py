@@ -1,0 +1,527 @@
+"""The textlrp command line, driven through cli.main([...]) on a small random model."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import textlrp
+from textlrp import cli
+
+WORDS = ("the a movie film is was great good bad terrible boring fun not very and but of plot "
+         "acting story , . ! it this i loved hated").split()
+CLASSES = ["very negative", "negative", "neutral", "positive", "very positive"]
+ESC = "\x1b"
+
+
+def _random_model(seed=0):
+    rng = np.random.default_rng(seed)
+    vocab = ["<unk>"] + WORDS
+    e, d, C = 6, 5, len(CLASSES)
+
+    def direction():
+        return {"W_ih": rng.normal(0, 0.6, (4 * d, e)), "W_hh": rng.normal(0, 0.6, (4 * d, d)),
+                "b": rng.normal(0, 0.2, 4 * d)}
+    return textlrp.from_arrays(
+        rng.normal(0, 1, (len(vocab), e)), [[direction(), direction()]],
+        [{"W": rng.normal(0, 1, (C, 2 * d)), "b": rng.normal(0, 0.2, C)}],
+        vocab=vocab, class_names=CLASSES, unk_token="<unk>", lowercase=True,
+        metadata={"name": "random test model", "accuracy": {"dev": 0.21}})
+
+
+@pytest.fixture(scope="module")
+def model_path(tmp_path_factory):
+    path = tmp_path_factory.mktemp("model") / "random.npz"
+    _random_model().save(path)
+    return str(path)
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch):
+    for var in ("NO_COLOR", "COLORTERM", "COLORFGBG", "TEXTLRP_MODEL", "TEXTLRP_DEBUG", "TERM"):
+        monkeypatch.delenv(var, raising=False)
+
+
+def run(capsys, *argv):
+    code = cli.main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def ok(capsys, *argv):
+    code, out, err = run(capsys, *argv)
+    assert code == 0, err
+    return out
+
+
+def assert_user_error(capsys, *argv, match=""):
+    code, out, err = run(capsys, *argv)
+    assert code == 2, (code, out, err)
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("textlrp: error: "), err
+    assert "Traceback" not in err
+    assert match.lower() in lines[0].lower(), lines[0]
+    return lines[0]
+
+
+def json_lines(text):
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+SENTENCE = "This movie was great , not boring !"
+
+
+# --------------------------------------------------------------------------- explain TEXT
+
+
+def test_explain_text_plain_when_not_a_terminal(capsys, model_path):
+    out = ok(capsys, "explain", "-m", model_path, SENTENCE)
+    assert ESC not in out
+    lines = out.splitlines()
+    assert lines[0].startswith("this(") and "great(" in lines[0]
+    assert "predicted " in lines[1] and "explained " in lines[1] and "lrp (rule signal-take-all" in lines[1]
+
+
+def test_explain_words_need_no_quotes(capsys, model_path):
+    assert ok(capsys, "explain", "-m", model_path, *SENTENCE.split()) == \
+        ok(capsys, "explain", "-m", model_path, SENTENCE)
+
+
+def test_color_always_uses_truecolor_when_colorterm_says_so(capsys, model_path, monkeypatch):
+    monkeypatch.setenv("COLORTERM", "truecolor")
+    out = ok(capsys, "explain", "-m", model_path, SENTENCE, "--color", "always")
+    assert "\x1b[48;2;" in out
+    monkeypatch.delenv("COLORTERM")
+    out = ok(capsys, "explain", "-m", model_path, SENTENCE, "--color", "always")
+    assert "\x1b[48;5;" in out and "\x1b[48;2;" not in out
+
+
+def test_color_auto_and_no_color(capsys, model_path, monkeypatch):
+    class TTY(io.StringIO):
+        def isatty(self):
+            return True
+    monkeypatch.setenv("COLORTERM", "24bit")
+    monkeypatch.setattr(sys, "stdout", TTY())
+    assert cli.main(["explain", "-m", model_path, SENTENCE]) == 0
+    assert "\x1b[48;2;" in sys.stdout.getvalue()
+    monkeypatch.setattr(sys, "stdout", TTY())
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert cli.main(["explain", "-m", model_path, SENTENCE]) == 0
+    assert ESC not in sys.stdout.getvalue() and "great(" in sys.stdout.getvalue()
+    monkeypatch.setattr(sys, "stdout", TTY())
+    assert cli.main(["explain", "-m", model_path, SENTENCE, "--color", "never"]) == 0
+    assert ESC not in sys.stdout.getvalue()
+
+
+def test_values_and_theme(capsys, model_path):
+    light = ok(capsys, "explain", "-m", model_path, SENTENCE, "--color", "always", "--values",
+               "--theme", "light")
+    dark = ok(capsys, "explain", "-m", model_path, SENTENCE, "--color", "always", "--values",
+              "--theme", "dark")
+    assert light != dark
+    exp = _random_model().explain(SENTENCE)
+    assert f"{exp.relevance[0]:+.2f}"[:4] in light  # numbers beside the words
+
+
+def test_oov_marked(capsys, model_path):
+    out = ok(capsys, "explain", "-m", model_path, "the zorblax movie")
+    assert "zorblax?(" in out and "not in the vocabulary" in out
+    out = ok(capsys, "explain", "-m", model_path, "the zorblax movie", "--color", "always")
+    assert "\x1b[4m" in out and "underlined" in out
+
+
+def test_target_by_name_and_index(capsys, model_path):
+    by_name = json_lines(ok(capsys, "explain", "-m", model_path, SENTENCE, "-f", "json",
+                            "--target", "neutral"))[0]
+    by_index = json_lines(ok(capsys, "explain", "-m", model_path, SENTENCE, "-f", "json", "-t", "2"))[0]
+    assert by_name["target"] == by_index["target"] == 2 and by_name["target_name"] == "neutral"
+    assert by_name["relevance"] == by_index["relevance"]
+    expected = _random_model().explain(SENTENCE, target=2)
+    np.testing.assert_allclose(by_name["relevance"], expected.relevance, rtol=1e-12)
+
+
+@pytest.mark.parametrize("method", ["lrp", "sa", "gi", "occlusion", "random"])
+def test_every_method(capsys, model_path, method):
+    rec = json_lines(ok(capsys, "explain", "-m", model_path, SENTENCE, "-f", "json",
+                        "--method", method))[0]
+    assert rec["method"] == method
+    expected = _random_model().explain(SENTENCE, method=method)
+    np.testing.assert_allclose(rec["relevance"], expected.relevance, rtol=1e-12)
+    assert (rec["rest"] is not None) == (method == "lrp")
+
+
+@pytest.mark.parametrize("rule", ["signal-take-all", "prop", "half", "abs"])
+def test_every_rule_with_eps_and_bias_factor(capsys, model_path, rule):
+    rec = json_lines(ok(capsys, "explain", "-m", model_path, SENTENCE, "-f", "json", "--rule", rule,
+                        "--eps", "0.01", "--bias-factor", "1"))[0]
+    assert rec["params"] == {"rule": rule, "eps": 0.01, "bias_factor": 1.0}
+    expected = _random_model().explain(SENTENCE, rule=rule, eps=0.01, bias_factor=1.0)
+    np.testing.assert_allclose(rec["relevance"], expected.relevance, rtol=1e-12)
+    if rule == "signal-take-all":  # conservation survives the trip through JSON
+        total = sum(rec["relevance"]) + rec["rest"]
+        assert total == pytest.approx(rec["scores"][rec["target"]], abs=1e-9)
+
+
+def test_seed(capsys, model_path):
+    def rel(seed):
+        return json_lines(ok(capsys, "explain", "-m", model_path, SENTENCE, "-f", "json",
+                             "--method", "random", "--seed", seed))[0]["relevance"]
+    assert rel(1) == rel(1) != rel(2)
+
+
+def test_all_classes(capsys, model_path):
+    out = ok(capsys, "explain", "-m", model_path, SENTENCE, "--all-classes")
+    lines = out.splitlines()
+    assert lines[0].startswith("predicted ")
+    assert sum(1 for line in lines[1:] if "great(" in line) == len(CLASSES)
+    assert sum(1 for line in lines if line.startswith("* ")) == 1
+    recs = json_lines(ok(capsys, "explain", "-m", model_path, SENTENCE, "--all-classes", "-f", "json"))
+    assert [r["target"] for r in recs] == list(range(len(CLASSES)))
+
+
+def test_threads_do_not_change_results(capsys, model_path):
+    one = ok(capsys, "explain", "-m", model_path, SENTENCE, "-f", "json", "--threads", "1")
+    two = ok(capsys, "explain", "-m", model_path, SENTENCE, "-f", "json", "--threads", "2")
+    assert one == two
+
+
+@pytest.mark.parametrize("fmt", ["ansi", "html", "json", "tsv"])
+def test_formats_to_output_file(capsys, model_path, tmp_path, fmt):
+    out_file = tmp_path / "out.any"
+    assert ok(capsys, "explain", "-m", model_path, SENTENCE, "-f", fmt, "-o", out_file) == ""
+    text = out_file.read_text(encoding="utf-8")
+    if fmt == "html":
+        assert text.startswith("<!DOCTYPE html>") and text.count('class="tlrp-item"') == 1
+    elif fmt == "json":
+        assert len(json_lines(text)) == 1
+    elif fmt == "tsv":
+        rows = text.splitlines()
+        assert rows[0] == "target\tposition\ttoken\trelevance\toov" and len(rows) == 1 + 8
+    else:
+        assert ESC not in text and "great(" in text  # a file is not a terminal
+
+
+@pytest.mark.parametrize("suffix, marker", [(".html", "<!DOCTYPE html>"), (".jsonl", '{"text"'),
+                                            (".tsv", "target\tposition")])
+def test_format_follows_output_suffix(capsys, model_path, tmp_path, suffix, marker):
+    out_file = tmp_path / f"out{suffix}"
+    ok(capsys, "explain", "-m", model_path, SENTENCE, "-o", out_file)
+    assert out_file.read_text(encoding="utf-8").startswith(marker)
+
+
+def test_html_report_escapes_the_text(capsys, model_path):
+    evil = '<script>alert(1)</script> " onmouseover="x'
+    out = ok(capsys, "explain", "-m", model_path, evil, "-f", "html", "--title", "<i>t</i>")
+    assert "<script>" not in out and "onmouseover=\"" not in out and "<i>t</i>" not in out
+    assert "&lt;i&gt;t&lt;/i&gt;" in out
+
+
+def test_model_from_environment(capsys, model_path, monkeypatch):
+    monkeypatch.setenv("TEXTLRP_MODEL", model_path)
+    assert "great(" in ok(capsys, "explain", SENTENCE)
+
+
+# --------------------------------------------------------------------------- predict / info
+
+
+def test_predict_text_formats(capsys, model_path):
+    scores = _random_model().predict([SENTENCE])[0]
+    out = ok(capsys, "predict", "-m", model_path, SENTENCE)
+    assert out.splitlines()[0].startswith(f"predicted {CLASSES[int(np.argmax(scores))]} ")
+    assert len(out.splitlines()) == 1 + len(CLASSES)
+    rec = json_lines(ok(capsys, "predict", "-m", model_path, SENTENCE, "-f", "json"))[0]
+    np.testing.assert_allclose(rec["scores"], scores, rtol=1e-12)
+    assert rec["prediction"] == int(np.argmax(scores)) and rec["class_names"] == CLASSES
+    tsv = ok(capsys, "predict", "-m", model_path, SENTENCE, "-f", "tsv").splitlines()
+    assert tsv[0].split("\t")[:2] == ["text", "prediction"] and len(tsv) == 2
+    assert "<!DOCTYPE html>" in ok(capsys, "predict", "-m", model_path, SENTENCE, "-f", "html")
+
+
+def test_info(capsys, model_path):
+    out = ok(capsys, "info", "-m", model_path)
+    assert "bidirectional LSTM 5 per direction" in out and "very positive" in out
+    assert "random test model" in out and "dev: 0.21" in out
+    card = json.loads(ok(capsys, "info", "-m", model_path, "-f", "json"))
+    assert card["vocab_size"] == len(WORDS) + 1 and card["class_names"] == CLASSES
+    assert card["metadata"]["accuracy"] == {"dev": 0.21}
+
+
+# --------------------------------------------------------------------------- corpora
+
+
+def write(tmp_path, name, data: bytes):
+    p = tmp_path / name
+    p.write_bytes(data)
+    return str(p)
+
+
+CORPUS = [b"the movie was great", b"", b"terrible plot , bad acting", b"   ", b"\xff\xfe bad",
+          b"fun !", b"<script>alert(1)</script>"]
+
+
+def test_corpus_json_lines_with_error_records(capsys, model_path, tmp_path):
+    path = write(tmp_path, "c.txt", b"\n".join(CORPUS) + b"\n")
+    code, out, err = run(capsys, "explain", "-m", model_path, "--input", path)
+    assert code == 0
+    recs = json_lines(out)
+    assert [r["line"] for r in recs] == [1, 2, 3, 4, 5, 6, 7]
+    errors = {r["line"]: r["error"] for r in recs if "error" in r}
+    assert set(errors) == {2, 4, 5}
+    assert errors[2] == "empty line" and "UTF-8" in errors[5]
+    assert set(recs[1]) == {"line", "text", "error"}
+    from test_render import check_schema
+    for r in recs:
+        if "error" not in r:
+            check_schema(r)
+    expected = _random_model().explain("terrible plot , bad acting")
+    np.testing.assert_allclose(recs[2]["relevance"], expected.relevance, rtol=1e-12)
+    assert "3 of 7 lines" in err
+
+
+def test_corpus_skip_empty(capsys, model_path, tmp_path):
+    path = write(tmp_path, "c.txt", b"\n".join(CORPUS))
+    recs = json_lines(ok(capsys, "explain", "-m", model_path, "-i", path, "--skip-empty"))
+    assert [r["line"] for r in recs] == [1, 3, 5, 6, 7]  # the invalid UTF-8 line still reported
+
+
+def test_corpus_batch_size_and_threads_do_not_change_output(capsys, model_path, tmp_path):
+    lines = [" ".join(np.random.default_rng(k).choice(WORDS, size=1 + k % 9)) for k in range(23)]
+    path = write(tmp_path, "c.txt", "\n".join(lines).encode())
+    a = ok(capsys, "explain", "-m", model_path, "-i", path, "--batch-size", "1", "--threads", "1")
+    b = ok(capsys, "explain", "-m", model_path, "-i", path, "--batch-size", "4", "--threads", "2")
+    c = ok(capsys, "explain", "-m", model_path, "-i", path)
+    assert a == b == c and len(json_lines(a)) == 23
+
+
+def test_corpus_from_stdin(capsys, model_path, monkeypatch):
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"great fun\nbad plot\n")))
+    recs = json_lines(ok(capsys, "explain", "-m", model_path, "-i", "-"))
+    assert [r["text"] for r in recs] == ["great fun", "bad plot"]
+
+
+def test_corpus_from_a_plain_text_stdin(capsys, model_path, monkeypatch):
+    monkeypatch.setattr(sys, "stdin", io.StringIO("great fun\n"))
+    assert json_lines(ok(capsys, "predict", "-m", model_path, "-i", "-"))[0]["text"] == "great fun"
+
+
+def test_corpus_all_classes_and_target(capsys, model_path, tmp_path):
+    path = write(tmp_path, "c.txt", b"great fun\n\nbad plot\n")
+    recs = json_lines(ok(capsys, "explain", "-m", model_path, "-i", path, "--all-classes"))
+    assert [(r["line"], r.get("target")) for r in recs] == (
+        [(1, t) for t in range(5)] + [(2, None)] + [(3, t) for t in range(5)])
+    recs = json_lines(ok(capsys, "explain", "-m", model_path, "-i", path, "-t", "positive"))
+    assert [r.get("target_name") for r in recs] == ["positive", None, "positive"]
+
+
+def test_corpus_html_report_is_one_escaped_page(capsys, model_path, tmp_path):
+    path = write(tmp_path, "c.txt", b"\n".join(CORPUS))
+    out_file = tmp_path / "report.html"
+    ok(capsys, "explain", "-m", model_path, "-i", path, "-o", out_file, "--title", "SST <dev>")
+    page = out_file.read_text(encoding="utf-8")
+    assert page.count("<!DOCTYPE html>") == 1 and page.rstrip().endswith("</html>")
+    assert page.count('class="tlrp-item"') == len(CORPUS)
+    assert page.count("tlrp-err") >= 3 and "<script>" not in page and "SST &lt;dev&gt;" in page
+    assert "4 sentences, 3 lines with errors" in page
+
+
+def test_corpus_tsv_and_ansi(capsys, model_path, tmp_path):
+    path = write(tmp_path, "c.txt", b"great fun\n\nbad plot\n")
+    code, out, err = run(capsys, "explain", "-m", model_path, "-i", path, "-f", "tsv")
+    rows = out.splitlines()
+    assert code == 0 and rows[0] == "line\ttarget\tposition\ttoken\trelevance\toov"
+    assert [r.split("\t")[0] for r in rows[1:]] == ["1", "1", "3", "3"]
+    assert "line 2: empty line" in err
+    out = ok(capsys, "explain", "-m", model_path, "-i", path, "-f", "ansi")
+    assert "#1 great(" in out and "#2 error: empty line" in out and ESC not in out
+
+
+def test_csv_column_by_name_and_number(capsys, model_path, tmp_path):
+    data = b'id,text,label\n1,"great fun, really",3\n2,,1\n3\n4,"bad ""plot""",0\n'
+    path = write(tmp_path, "c.csv", data)
+    recs = json_lines(ok(capsys, "predict", "-m", model_path, "-i", path, "--column", "text"))
+    assert [r["line"] for r in recs] == [2, 3, 4, 5]
+    assert recs[0]["text"] == "great fun, really" and recs[3]["text"] == 'bad "plot"'
+    assert recs[1]["error"] == "empty text" and "column 2 is needed" in recs[2]["error"]
+    by_number = json_lines(ok(capsys, "predict", "-m", model_path, "-i", path, "--column", "2",
+                              "--header"))
+    assert by_number == recs
+    explained = json_lines(ok(capsys, "explain", "-m", model_path, "-i", path, "--column", "text"))
+    assert explained[0]["tokens"][:3] == ["great", "fun", ","]
+
+
+def test_tsv_column_with_delimiter_keeps_quotes(capsys, model_path, tmp_path):
+    path = write(tmp_path, "c.txt", b'3\t"great" fun\n0\tbad plot\n')
+    recs = json_lines(ok(capsys, "predict", "-m", model_path, "-i", path, "--column", "2",
+                         "--delimiter", "tab"))
+    assert [r["text"] for r in recs] == ['"great" fun', "bad plot"]
+    path = write(tmp_path, "c2.txt", b"3;great fun\n")
+    recs = json_lines(ok(capsys, "predict", "-m", model_path, "-i", path, "--column", "2",
+                         "--delimiter", ";"))
+    assert recs[0]["text"] == "great fun"
+
+
+def test_header_without_column_skips_the_first_line(capsys, model_path, tmp_path):
+    path = write(tmp_path, "c.txt", b"sentence\ngreat fun\n")
+    recs = json_lines(ok(capsys, "predict", "-m", model_path, "-i", path, "--header"))
+    assert [(r["line"], r["text"]) for r in recs] == [(2, "great fun")]
+
+
+def test_utf8_bom_and_crlf(capsys, model_path, tmp_path):
+    path = write(tmp_path, "c.txt", b"\xef\xbb\xbfgreat fun\r\nbad\r\n")
+    recs = json_lines(ok(capsys, "predict", "-m", model_path, "-i", path))
+    assert [r["text"] for r in recs] == ["great fun", "bad"]
+
+
+@pytest.mark.parametrize("fmt", ["json", "tsv", "html", "ansi"])
+def test_predict_corpus_formats(capsys, model_path, tmp_path, fmt):
+    path = write(tmp_path, "c.txt", b"great fun\n\nbad plot\n")
+    code, out, err = run(capsys, "predict", "-m", model_path, "-i", path, "-f", fmt)
+    assert code == 0
+    expected = _random_model().predict(["great fun", "bad plot"])
+    if fmt == "json":
+        recs = json_lines(out)
+        assert recs[1] == {"line": 2, "text": "", "error": "empty line"}
+        np.testing.assert_allclose([recs[0]["scores"], recs[2]["scores"]], expected, rtol=1e-12)
+    elif fmt == "tsv":
+        rows = out.splitlines()
+        assert rows[0].startswith("line\ttext\tprediction\tp_very negative") and len(rows) == 3
+    elif fmt == "html":
+        assert out.count('class="tlrp-item"') == 3 and "tlrp-probs" in out
+    else:
+        assert out.splitlines()[0].startswith("#1 predicted ") and "#2 error: empty line" in out
+
+
+def test_corpus_is_streamed(capsys, model_path, monkeypatch):
+    """Records are written before the input ends: an input that breaks after 10 lines
+    still leaves 10 records behind (with batches of 2)."""
+    class Breaking:
+        def __init__(self):
+            self.buffer = self
+
+        def __iter__(self):
+            for k in range(10):
+                yield b"great fun %d\n" % k
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(sys, "stdin", Breaking())
+    code, out, err = run(capsys, "explain", "-m", model_path, "-i", "-", "--batch-size", "2")
+    assert code == 130 and "interrupted" in err
+    assert [r["line"] for r in json_lines(out)] == list(range(1, 11))
+
+
+# --------------------------------------------------------------------------- user mistakes
+
+
+@pytest.mark.parametrize("argv, match", [
+    (["explain", "-m", "/nonexistent/model.npz", "hi"], "model file not found"),
+    (["explain", "hi", "--target", "happy"], "unknown class"),
+    (["explain", "hi", "--target", "7"], "out of range"),
+    (["explain"], "give a TEXT"),
+    (["explain", "   "], "empty"),
+    (["explain", "hi", "--eps", "-1"], "eps"),
+    (["explain", "hi", "--eps", "nan"], "finite"),
+    (["explain", "hi", "--bias-factor", "x"], "number"),
+    (["explain", "hi", "--threads", "0"], "positive integer"),
+    (["explain", "hi", "--batch-size", "-3"], "positive integer"),
+    (["explain", "hi", "--seed", "1.5"], "integer"),
+    (["explain", "hi", "--method", "magic"], "invalid choice"),
+    (["explain", "hi", "--rule", "z"], "invalid choice"),
+    (["explain", "hi", "--format", "pdf"], "invalid choice"),
+    (["explain", "hi", "--color", "pink"], "invalid choice"),
+    (["explain", "hi", "--no-such-option"], "unrecognized"),
+    (["explain", "hi", "--all-classes", "--target", "0"], "--all-classes"),
+    (["explain", "hi", "--column", "2"], "need --input"),
+    (["explain", "hi", "--input", "x.txt"], "not both"),
+    (["explain", "--input", "/nonexistent/in.txt"], "no such file"),
+    (["explain", "--input", "/"], "directory"),
+    (["predict", "--input", "-", "--delimiter", "tab"], "--delimiter needs --column"),
+    (["predict", "--input", "-", "--column", "0"], "counts from 1"),
+    (["predict", "--input", "-", "--column", "1", "--delimiter", "ab"], "one character"),
+    (["explain", "hi", "-o", "/nonexistent/dir/out.html"], "cannot write"),
+    ([], "choose a command"),
+    (["frobnicate"], "invalid choice"),
+])
+def test_user_mistakes_give_one_line_and_status_2(capsys, model_path, monkeypatch, argv, match):
+    monkeypatch.setenv("TEXTLRP_MODEL", model_path)
+    monkeypatch.setattr(sys, "stdin", io.StringIO(""))
+    assert_user_error(capsys, *argv, match=match)
+
+
+def test_unknown_column_name(capsys, model_path, tmp_path):
+    path = write(tmp_path, "c.csv", b"id,text\n1,great\n")
+    line = assert_user_error(capsys, "predict", "-m", model_path, "-i", path, "--column", "sentence")
+    assert "'id', 'text'" in line
+
+
+def test_corrupt_model_file(capsys, tmp_path):
+    path = write(tmp_path, "bad.npz", b"this is not a zip archive")
+    assert_user_error(capsys, "info", "-m", path)
+
+
+def test_output_must_not_overwrite_input(capsys, model_path, tmp_path):
+    path = write(tmp_path, "c.txt", b"great\n")
+    assert_user_error(capsys, "explain", "-m", model_path, "-i", path, "-o", path, match="overwrite")
+    assert Path(path).read_bytes() == b"great\n"
+
+
+def test_help_and_version(capsys):
+    code, out, _ = run(capsys, "--help")
+    assert code == 0 and "explain" in out and "predict" in out and "info" in out
+    code, out, _ = run(capsys, "explain", "--help")
+    assert code == 0 and "--all-classes" in out
+    code, out, _ = run(capsys, "--version")
+    assert code == 0 and out.startswith("textlrp ")
+
+
+def test_subcommands_of_other_modules_are_registered(capsys):
+    code, out, _ = run(capsys, "--help")
+    for module, command in (("train", "train"), ("experiments", "deletion"), ("download", "data")):
+        try:
+            __import__(f"textlrp.{module}")
+        except ModuleNotFoundError:
+            continue
+        assert f"    {command}" in out, command
+
+
+def test_keyboard_interrupt_gives_130(capsys, model_path, monkeypatch):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(cli, "_load_model", interrupted)
+    code, _, err = run(capsys, "explain", "-m", model_path, "hi")
+    assert code == 130 and "Traceback" not in err
+
+
+def _subprocess_env():
+    env = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "COLORTERM")}
+    return env
+
+
+def test_python_dash_m_and_broken_pipe_are_quiet(model_path, tmp_path):
+    corpus = tmp_path / "big.txt"
+    corpus.write_text("the movie was great fun\n" * 3000)
+    cmd = (f"{sys.executable} -m textlrp explain -m {model_path} -i {corpus} --batch-size 64 "
+           f"| head -n 1")
+    proc = subprocess.run(["bash", "-o", "pipefail", "-c", cmd], capture_output=True, text=True,
+                          env=_subprocess_env(), timeout=120)
+    assert json.loads(proc.stdout)["line"] == 1
+    assert proc.stderr == "", proc.stderr
+    assert proc.returncode == 141
+
+
+def test_default_model(capsys):
+    from textlrp.io import default_model_path
+    try:
+        default_model_path()
+    except FileNotFoundError:
+        pytest.skip("the bundled default model is not installed")
+    rec = json_lines(ok(capsys, "explain", "-f", "json", "a gripping , beautifully acted film"))[0]
+    assert rec["class_names"] and rec["prediction_name"] in rec["class_names"]
+    assert "model" in ok(capsys, "info")
