@@ -170,6 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_info)
 
     _register_plugins(sub)
+    parser.set_defaults(commands=list(sub.choices))
     return parser
 
 
@@ -205,8 +206,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser = build_parser()
         args = parser.parse_args(argv)
         if getattr(args, "func", None) is None:
-            commands = ", ".join(parser._subparsers._group_actions[0].choices)  # type: ignore[union-attr]
-            raise UsageError(f"choose a command: {commands} (see 'textlrp --help')")
+            raise UsageError(f"choose a command: {', '.join(args.commands)} (see 'textlrp --help')")
         return int(args.func(args) or 0)
     except SystemExit as exc:  # --help, --version
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
@@ -312,7 +312,7 @@ def _open_output(args: argparse.Namespace) -> Iterator[TextIO]:
     if args.input not in (None, "-") and _same_file(args.input, args.output):
         raise UsageError("--output would overwrite the --input file")
     try:
-        f = open(args.output, "w", encoding="utf-8", newline="\n")
+        f = open(args.output, "w", encoding="utf-8", newline="\n")  # noqa: SIM115 (closed below)
     except OSError as exc:
         raise OSError(exc.errno, f"cannot write output: {exc.strerror}", args.output) from None
     with f:
@@ -327,8 +327,8 @@ def _same_file(a: str, b: str) -> bool:
 
 
 def _explain_options(args: argparse.Namespace) -> dict[str, Any]:
-    return dict(method=args.method, rule=args.rule, eps=args.eps,
-                bias_factor=args.bias_factor, seed=args.seed)
+    return {"method": args.method, "rule": args.rule, "eps": args.eps,
+            "bias_factor": args.bias_factor, "seed": args.seed}
 
 
 def _targets(args: argparse.Namespace, model: Any) -> list[int | None]:
@@ -470,12 +470,13 @@ class _Source:
         self.name = "<stdin>" if args.input == "-" else args.input
         self.bytes_read = 0
         self.size: int | None = None
+        self.stream: Any
         if args.input == "-":
             self.stream = getattr(sys.stdin, "buffer", None) or _EncodedText(sys.stdin)
             self._close = False
         else:
             try:
-                self.stream = open(args.input, "rb")
+                self.stream = open(args.input, "rb")  # noqa: SIM115 (closed by close())
             except OSError as exc:
                 raise OSError(exc.errno, f"cannot read input: {exc.strerror}", args.input) from None
             self._close = True
@@ -550,8 +551,10 @@ class _Source:
                     yield raw.decode("utf-8", "replace")
 
         # TSV files rarely quote, and quotes are common inside sentences: read them verbatim.
-        quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
-        reader = csv.reader(lines(), delimiter=delimiter, quoting=quoting)
+        if delimiter == "\t":
+            reader = csv.reader(lines(), delimiter=delimiter, quoting=csv.QUOTE_NONE)
+        else:
+            reader = csv.reader(lines(), delimiter=delimiter, quoting=csv.QUOTE_MINIMAL)
         if header:
             try:
                 names = next(reader)

@@ -26,26 +26,29 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Prediction",
-    "detect_color",
-    "explanation_record",
-    "prediction_record",
-    "to_ansi",
-    "ansi_tokens",
-    "ansi_summary",
+    "ansi_all_classes",
     "ansi_legend",
-    "prediction_to_ansi",
-    "to_html",
+    "ansi_summary",
+    "ansi_tokens",
+    "detect_color",
+    "detect_theme",
+    "error_record",
+    "explanation_record",
+    "html_error",
+    "html_footer",
     "html_header",
     "html_item",
-    "html_error",
     "html_prediction",
-    "html_footer",
+    "prediction_record",
+    "prediction_to_ansi",
+    "prediction_to_tsv",
+    "prediction_tsv_header",
+    "scaled_relevance",
+    "to_ansi",
+    "to_html",
     "to_json",
     "to_tsv",
     "tsv_header",
-    "prediction_to_tsv",
-    "prediction_tsv_header",
-    "error_record",
 ]
 
 # ColorBrewer RdBu (9 classes) from strongest "against" (blue) to strongest "for" (red).
@@ -328,9 +331,10 @@ def ansi_all_classes(exps: Sequence[Explanation], *, color: str | None = None,
     first = exps[0]
     probs = np.asarray(first.probabilities, dtype=np.float64)
     p = first.prediction
-    lines = [f"{dim}predicted{reset} {bold}{_safe_token(first.prediction_name)}{reset} "
-             f"(score {float(first.scores[p]):.3g}, p {probs[p]:.2f})  {dim}·{reset}  "
-             f"{_method_text(first)}"]
+    head = (f"{dim}predicted{reset} {bold}{_safe_token(first.prediction_name)}{reset} "
+            f"(score {float(first.scores[p]):.3g}, p {probs[p]:.2f})  {dim}·{reset}  "
+            f"{_method_text(first)}")
+    lines = [head]
     width = max(len(_safe_token(e.target_name)) for e in exps)
     for exp in exps:
         mark = "*" if exp.target == exp.prediction else " "
@@ -550,8 +554,9 @@ def _e(v: Any) -> str:
 
 
 def _legend_html(oov_note: bool = True) -> str:
-    parts = ['<span>against</span><span class="tlrp-ramp" title="relevance scaled to each '
-             'sentence&#x27;s largest absolute value"></span><span>for the explained class</span>']
+    ramp = ('<span>against</span><span class="tlrp-ramp" title="relevance scaled to each '
+            'sentence&#x27;s largest absolute value"></span><span>for the explained class</span>')
+    parts = [ramp]
     if oov_note:
         parts.append('<span>· <span class="tlrp-oov">dotted underline</span>: not in the vocabulary'
                      '</span><span>· hover a word for its relevance</span>')
