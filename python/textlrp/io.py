@@ -212,7 +212,7 @@ def read_model_file(path: str | os.PathLike[str]) -> dict[str, Any]:
                     raise ModelFileError(path_str, f"array {name!r} is unreadable: {exc}") from None
     except ModelFileError:
         raise
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as exc:
+    except Exception as exc:  # noqa: BLE001 -- zlib.error, BadZipFile, EOFError...: all mean a damaged file
         raise ModelFileError(path_str, f"damaged archive ({type(exc).__name__}: {exc})") from None
 
     if "metadata" not in arrays:
