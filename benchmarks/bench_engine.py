@@ -139,13 +139,14 @@ def main(argv=None):
     thread_counts = sorted({1, cores})
     print(f"{args.n} sentences, lengths from {source}: mean {np.mean(lengths):.1f}, "
           f"max {np.max(lengths)}; e = d = {HIDDEN}, bidirectional, {CLASSES} classes, "
-          f"vocab {VOCAB}; {cores} cores", flush=True)
+          f"vocab {VOCAB}; {cores} cores; load average {os.getloadavg()[0]:.1f}", flush=True)
 
-    rows = []  # (what, implementation, threads, sentences/s)
+    rows = []  # (method, implementation, dtype, threads, sentences/s)
 
-    def add(what, impl, threads, r):
-        rows.append((what, impl, threads, r))
-        print(f"  {what:4s} {impl:38s} threads={threads}: {r:10.1f} sentences/s", flush=True)
+    def add(what, impl, dtype, threads, r):
+        rows.append((what, impl, dtype, threads, r))
+        print(f"  {what:4s} {impl:36s} {dtype} threads={threads}: {r:8.1f} sentences/s",
+              flush=True)
 
     # memory: peak RSS growth while explaining the whole set in one call (run first, so the
     # high-water mark is not set by a baseline)
@@ -156,26 +157,21 @@ def main(argv=None):
     del exps
 
     for t in thread_counts:
-        add("LRP", "textlrp float64", t, rate(lambda: model64.explain_batch(
-            batch, method="lrp", threads=t), args.n, repeat=2))
-        add("LRP", "textlrp float32", t, rate(lambda: model32.explain_batch(
-            batch, method="lrp", threads=t), args.n, repeat=2))
-        add("GI", "textlrp float64", t, rate(lambda: model64.explain_batch(
-            batch, method="gi", threads=t), args.n, repeat=2))
-        add("GI", "textlrp float32", t, rate(lambda: model32.explain_batch(
-            batch, method="gi", threads=t), args.n, repeat=2))
+        for dtype, model in (("float64", model64), ("float32", model32)):
+            for what, method in (("LRP", "lrp"), ("GI", "gi")):
+                add(what, "textlrp", dtype, t, rate(lambda: model.explain_batch(
+                    batch, method=method, threads=t), args.n, repeat=2))
 
     sub = batch[:args.ref_n]
-    add("LRP", f"numpy per sentence (reference, {len(sub)} sent.)", 1,
-        rate(lambda: [ref.lrp(m, s) for s in sub], len(sub)))
-    add("GI", f"numpy per sentence (reference, {len(sub)} sent.)", 1,
-        rate(lambda: [ref.gradient(m, s) for s in sub], len(sub)))
+    impl = f"numpy per sentence (reference; {len(sub)} sentences, extrapolated)"
+    add("LRP", impl, "float64", 1, rate(lambda: [ref.lrp(m, s) for s in sub], len(sub)))
+    add("GI", impl, "float64", 1, rate(lambda: [ref.gradient(m, s) for s in sub], len(sub)))
 
-    # numpy's BLAS may use several threads; this row is "numpy as installed" (threads = cores)
+    # numpy's BLAS may use every core; the row is "numpy as installed", compared at all cores
     chunks = in_batches(batch, 250)
-    add("LRP", "numpy batched (float64)", cores,
+    add("LRP", "numpy batched (padded, 250/batch)", "float64", cores,
         rate(lambda: [ref.batch_lrp(m, c) for c in chunks], args.n))
-    add("GI", "numpy batched (float64)", cores,
+    add("GI", "numpy batched (padded, 250/batch)", "float64", cores,
         rate(lambda: [ref.batch_gradient(m, c) for c in chunks], args.n))
 
     try:
@@ -188,24 +184,26 @@ def main(argv=None):
             torch.set_num_threads(t)
             for name, dtype in (("float64", torch.float64), ("float32", torch.float32)):
                 tm = torch_model(torch, m, dtype)
-                add("GI", f"torch batched packed ({name})", t,
-                    rate(lambda: [torch_gi_batch(torch, tm, c) for c in chunks], args.n,
-                         repeat=2))
+                add("GI", f"torch {torch.__version__.split('+')[0]} batched, packed (250/batch)",
+                    name, t, rate(lambda: [torch_gi_batch(torch, tm, c) for c in chunks], args.n))
 
-    # ratios: textlrp at the same dtype and thread count (per-sentence and numpy batched
-    # baselines are float64; numpy batched runs with the BLAS default threads = all cores)
-    best = {(w, impl.split()[1], t): r for w, impl, t, r in rows if impl.startswith("textlrp")}
+    # ratio = textlrp rate / baseline rate, same method, dtype and thread count; textlrp rows
+    # show their speed-up over textlrp with 1 thread
+    mine = {(w, d, t): r for w, impl, d, t, r in rows if impl == "textlrp"}
     print()
-    print("| method | implementation | threads | sentences/s | textlrp speed-up |")
-    print("|---|---|---:|---:|---:|")
-    for what, impl, t, r in rows:
-        dtype = "float32" if "float32" in impl else "float64"
-        mine = best.get((what, dtype, t))
-        ratio = "1.0 (baseline for ratios)" if impl.startswith("textlrp") else f"{mine / r:.1f}x"
-        print(f"| {what} | {impl} | {t} | {r:,.0f} | {ratio} |")
+    print("| method | implementation | dtype | threads | sentences/s | textlrp speed-up |")
+    print("|---|---|---|---:|---:|---:|")
+    for what, impl, dtype, t, r in rows:
+        if impl == "textlrp":
+            ratio = "-" if t == 1 else f"{r / mine[(what, dtype, 1)]:.2f}x over 1 thread"
+        else:
+            ratio = f"{mine[(what, dtype, t)] / r:.1f}x"
+        print(f"| {what} | {impl} | {dtype} | {t} | {r:,.0f} | {ratio} |")
     print()
     print(f"memory: explain_batch(LRP) of {args.n} sentences raised peak RSS by "
           f"{(rss1 - rss0) / 1024:.1f} MB (results hold {result_mb:.1f} MB)")
+    print(f"load average at the end: {' '.join(f'{x:.1f}' for x in os.getloadavg())} "
+          f"on {cores} cores (other processes distort multi-thread rows)")
     return 0
 
 

@@ -257,3 +257,43 @@ def test_weights_are_not_shared_with_the_caller(arrays):
     before = model.predict([[1, 2, 3]])
     emb[:] = 0.0
     np.testing.assert_array_equal(model.predict([[1, 2, 3]]), before)
+
+
+# The binding layer is private, but it must refuse anything malformed before a kernel runs:
+# Model always sends good batches, so only direct calls can exercise these checks.
+@pytest.mark.parametrize("ids,offsets", [
+    ([1, 2, 3], [0, 2, 1, 3]),      # decreasing offsets
+    ([1, 2, 3], [0, 4]),            # past the end of ids
+    ([1, 2, 3], [1, 3]),            # does not start at 0
+    ([1, 2, 3], [0, 2]),            # does not end at len(ids)
+    ([1, 2, 3], [0, 0, 3]),         # empty sequence
+    ([1, 2, 3], [-1, 3]),
+    ([1, V, 3], [0, 3]),            # id out of range
+    ([1, -5, 3], [0, 3]),
+    ([1, 2, 3], []),
+])
+def test_core_refuses_malformed_batches(model, ids, offsets):
+    core = model._core
+    ids, offsets = np.array(ids, dtype=np.int64), np.array(offsets, dtype=np.int64)
+    for call in (lambda: core.forward(ids, offsets, None, 1),
+                 lambda: core.lrp(ids, offsets, None, None, 1e-3, 0.0, "signal-take-all", 2, True),
+                 lambda: core.gradient(ids, offsets, None, None, 2, True),
+                 lambda: core.occlusion(ids, offsets, None, None, 2)):
+        with pytest.raises((ValueError, IndexError, TypeError)):
+            call()
+
+
+def test_core_refuses_bad_masks_and_targets(model):
+    core = model._core
+    ids, offsets = np.array([1, 2, 3], dtype=np.int64), np.array([0, 1, 3], dtype=np.int64)
+    for deleted, targets in [(np.zeros(2, np.uint8), None), (np.zeros((3, 1), np.uint8), None),
+                             (None, np.array([0])), (None, np.array([0, C])),
+                             (None, np.array([0, -7])), (None, np.array([0.5, 1.0]))]:
+        with pytest.raises((ValueError, IndexError, TypeError)):
+            core.lrp(ids, offsets, deleted, targets, 1e-3, 0.0, "signal-take-all", 1, True)
+        with pytest.raises((ValueError, IndexError, TypeError)):
+            core.gradient(ids, offsets, deleted, targets, 1, True)
+    with pytest.raises(ValueError):
+        core.lrp(ids, offsets, None, None, 1e-3, 0.0, "nope", 1, True)
+    with pytest.raises((ValueError, TypeError)):
+        core.forward(ids.astype(np.float64), offsets, None, 1)

@@ -98,3 +98,15 @@ def test_default_target_is_first_argmax_on_ties():
     e = model.explain([1, 2, 3])
     assert e.scores[0] == e.scores[2] == 10.0 and e.scores[1] < 10.0
     assert e.prediction == 0 and e.target == 0
+
+
+def test_explain_corpus_streams_the_same_results(model):
+    rng = np.random.default_rng(42)
+    batch = [rng.integers(0, 20, size=int(T)).tolist() for T in rng.integers(1, 12, size=11)]
+    want = model.explain_batch(batch, method="lrp", rule="half", bias_factor=1.0)
+    got = list(model.explain_corpus(iter(batch), batch_size=4, threads=2, method="lrp",
+                                    rule="half", bias_factor=1.0))
+    assert len(got) == len(want)
+    for a, b in zip(got, want):
+        np.testing.assert_array_equal(a.relevance, b.relevance)
+        assert a.rest == b.rest
