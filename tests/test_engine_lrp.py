@@ -191,3 +191,54 @@ def test_float32_model_agrees_with_float64(rule):
             if method == "lrp":
                 scale = max(1.0, np.abs(a.relevance).max())
                 assert abs(b.rest - a.rest) <= tol * scale
+
+
+def test_long_sentence():
+    rng = np.random.default_rng(15)
+    m = make_random_model(rng, e=4, layers=[(5, True), (3, True)], head=[(None, True)], V=30, C=3,
+                          scale=0.3)
+    ids = rng.integers(0, 30, size=400).tolist()
+    e = build(m).explain(ids, bias_factor=1.0, rule="abs", deleted=[0, 199, 399])
+    word, emb, rest, scores = ref.lrp(m, ids, bias_factor=1.0, rule="abs", deleted=[0, 199, 399])
+    assert_close(e.embedding_relevance, emb)
+    assert abs(e.rest - rest) <= 1e-10 * max(1.0, np.abs(emb).max())
+
+
+def test_eps_zero_never_returns_nan_silently():
+    """With eps = 0 the epsilon rule divides by the bare pre-activation, which is exactly 0 for
+    a deleted word at the first step of a model without biases.  Either refuse eps = 0 or
+    return finite numbers; NaN relevance must not come out without a word."""
+    m = make_random_model(np.random.default_rng(16), e=3, layers=[(4, True)],
+                          head=[(None, False)], V=10, C=2)
+    for dr in m["lstm_layers"][0]:
+        dr["b"][:] = 0.0
+    model = build(m)
+    try:
+        e = model.explain([1, 2, 3], deleted=[0], eps=0.0)
+    except ValueError as exc:
+        assert "eps" in str(exc)
+    else:
+        assert np.all(np.isfinite(e.relevance)) and np.isfinite(e.rest)
+
+
+def test_concurrent_python_threads_share_a_model():
+    """The engine releases the GIL: several Python threads explaining with one model at the same
+    time get exactly what they get one after the other."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    rng = np.random.default_rng(17)
+    m = make_random_model(rng, e=5, layers=[(6, True)], head=[(4, True), (None, True)], V=40, C=3)
+    model = build(m)
+    batches = [random_sentences(rng, 15, 40, 1, 30) for _ in range(6)]
+    methods = ["lrp", "gi", "occlusion", "lrp", "sa", "lrp"]
+
+    def run(k):
+        return model.explain_batch(batches[k], method=methods[k], rule="prop", threads=2)
+
+    serial = [run(k) for k in range(6)]
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        parallel = list(pool.map(run, range(6)))
+    for s, p in zip(serial, parallel):
+        for a, b in zip(s, p):
+            np.testing.assert_array_equal(a.relevance, b.relevance)
+            np.testing.assert_array_equal(a.scores, b.scores)
