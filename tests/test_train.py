@@ -1,0 +1,134 @@
+"""textlrp train: a tiny model on synthetic trees, and the bundled default model vs its model card."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import textlrp
+from textlrp.io import default_model_path, read_model_file
+
+REPO = Path(__file__).resolve().parents[1]
+WORDS = {"great": 4, "good": 3, "fine": 2, "bad": 1, "awful": 0}
+FILLER = ["the", "film", "is", "a", "plot", "-LRB-", "-RRB-"]
+
+
+def tree_line(rng: np.random.Generator) -> str:
+    """A right-branching tree; its label is the label of its one sentiment word."""
+    word = list(WORDS)[int(rng.integers(len(WORDS)))]
+    tokens = [str(t) for t in rng.choice(FILLER, size=int(rng.integers(1, 5)))]
+    tokens.insert(int(rng.integers(len(tokens) + 1)), word)
+    label = WORDS[word]
+    node = f"({WORDS.get(tokens[-1], 2)} {tokens[-1]})"
+    for tok in reversed(tokens[:-1]):
+        node = f"({label if word in tokens else 2} ({WORDS.get(tok, 2)} {tok}) {node})"
+    return node if len(tokens) > 1 else f"({label} {tokens[0]})"
+
+
+@pytest.fixture
+def synthetic_sst(tmp_path):
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 300), ("dev", 60), ("test", 60)):
+        (tmp_path / f"{split}.txt").write_text("\n".join(tree_line(rng) for _ in range(n)) + "\n", encoding="utf-8")
+    return tmp_path
+
+
+def test_train_cli_writes_a_model_that_loads_and_predicts(synthetic_sst, tmp_path):
+    pytest.importorskip("torch")
+    from textlrp.cli import main
+
+    out = tmp_path / "tiny.npz"
+    argv = ["train", "--data", str(synthetic_sst), "--out", str(out), "--epochs", "6", "--seed", "3",
+            "--embedding-dim", "8", "--hidden-size", "6", "--batch-size", "16", "--lr", "0.02",
+            "--dropout", "0", "--embedding-dropout", "0", "--threads", "1", "--no-progress"]
+    assert main(argv) == 0
+    model = textlrp.load_model(out)
+    assert model.class_names == ["very negative", "negative", "neutral", "positive", "very positive"]
+    assert model.lowercase and model.unk_token == "<unk>" and model.vocab[0] == "<unk>"
+    assert model.embedding.shape == (len(model.vocab), 8) and len(model.head) == 1 and model.head[0]["b"] is None
+    prov = model.metadata
+    assert prov["seed"] == 3 and prov["vocab_size"] == len(model.vocab)
+    assert set(prov["data"]) == {"train", "dev", "test"} and len(prov["data"]["dev"]["sha256"]) == 64
+    assert 0 < prov["best_epoch"] <= 6
+    # the task is learnable: the tiny model separates the sentiment words
+    assert prov["accuracy"]["dev"]["fine"] > 0.6
+    assert model.predict(["the film is great"]).argmax() == 4
+    assert model.predict(["awful plot"]).argmax() == 0
+    exp = model.explain("The film is AWFUL", target=0)
+    assert exp.tokens == ["the", "film", "is", "awful"] and int(np.argmax(exp.relevance)) == 3
+
+    # same seed, same data -> identical weights
+    out2 = tmp_path / "tiny2.npz"
+    assert main(argv[:4] + [str(out2)] + argv[5:]) == 0
+    again = textlrp.load_model(out2)
+    np.testing.assert_array_equal(again.embedding, model.embedding)
+    np.testing.assert_array_equal(again.head[0]["W"], model.head[0]["W"])
+
+
+def test_train_errors_are_clear(tmp_path):
+    pytest.importorskip("torch")
+    from textlrp.cli import main
+    from textlrp.train import TrainConfig
+
+    assert main(["train", "--data", str(tmp_path), "--out", str(tmp_path / "m.npz")]) == 2
+    with pytest.raises(ValueError, match="epochs"):
+        TrainConfig(epochs=0)
+    with pytest.raises(ValueError, match="dropout"):
+        TrainConfig(dropout=1.0)
+
+
+# --------------------------------------------------------------------------- the bundled model
+
+def card_numbers() -> dict[str, float]:
+    """Accuracies (percent) as written in data/MODEL_CARD.md's table."""
+    text = (REPO / "data" / "MODEL_CARD.md").read_text(encoding="utf-8")
+    numbers = {}
+    for split in ("dev", "test"):
+        m = re.search(rf"^\| {split} \| (\d+) \| ([\d.]+) % \| ([\d.]+) % \|", text, re.MULTILINE)
+        assert m, f"no {split} row in the model card table"
+        numbers[f"{split}_fine"] = float(m.group(2))
+        numbers[f"{split}_binary"] = float(m.group(3))
+    return numbers
+
+
+def test_default_model_matches_model_card():
+    path = default_model_path()
+    assert path.stat().st_size < 10 * 2**20
+    content = read_model_file(path)
+    acc = content["metadata"]["accuracy"]
+    card = card_numbers()
+    for split in ("dev", "test"):
+        assert round(100 * acc[split]["fine"], 1) == card[f"{split}_fine"]
+        assert round(100 * acc[split]["binary"], 1) == card[f"{split}_binary"]
+    assert acc["test"]["fine"] >= 0.47
+    assert content["header"]["architecture"]["lstm"] == [{"input_size": 60, "hidden_sizes": [60, 60]}]
+    assert content["header"]["architecture"]["head"] == [{"in_features": 120, "out_features": 5, "bias": False}]
+
+
+def test_default_model_negative_example():
+    model = textlrp.load_model()
+    exp = model.explain("don't waste your money")
+    assert exp.prediction_name in ("very negative", "negative")
+    assert json.dumps(model.metadata)  # provenance is plain JSON
+
+
+SST_DIR = REPO.parent / "shared" / "data" / "sst"
+
+
+@pytest.mark.skipif(not (SST_DIR / "dev.txt").is_file(), reason="SST data not found")
+def test_default_model_dev_accuracy_reproduced_by_the_engine():
+    from textlrp.sst import load_sentences
+    from textlrp.train import accuracies
+
+    model = textlrp.load_model()
+    dev = load_sentences(SST_DIR / "dev.txt")
+    scores = model.predict([toks for toks, _ in dev])
+    acc = accuracies(scores, np.array([y for _, y in dev]))
+    stored = model.metadata["accuracy"]["dev"]
+    # the engine (float64) and torch (float32) agree on all but maybe a near-tie or two
+    assert abs(acc["fine"] - stored["fine"]) <= 2 / len(dev)
+    assert abs(acc["binary"] - stored["binary"]) <= 2 / len(dev)
