@@ -143,6 +143,11 @@ def test_order_ties_by_position_and_one_predict_call_per_method(model):
 
     np.testing.assert_array_equal(deletion_order([0.0, -0.0, 1.0], decreasing=True), [2, 0, 1])
     np.testing.assert_array_equal(deletion_order([2.0, 1.0, 1.0], decreasing=False), [1, 2, 0])
+    # long arrays with many ties (numpy's unstable sorts only show beyond ~16 elements)
+    r = np.random.default_rng(0).integers(-2, 3, size=200).astype(float)
+    for decreasing in (True, False):
+        want = sorted(range(200), key=lambda t: (-r[t] if decreasing else r[t], t))
+        np.testing.assert_array_equal(deletion_order(r, decreasing), want)
 
 
 def test_forced_orders_and_predicted_target(model):
@@ -189,7 +194,8 @@ def test_remove_vs_zero_mode():
     #  k=2: "meh": c = .4621 -> pos, wrong;  k=3: capped at T-1 = 2 removals, "meh" again
     np.testing.assert_allclose(remove.methods["lrp"].correct, [1, 1, 0, 0])
     inputs, deleted = rec.predict_calls[-1]
-    assert deleted is None and [len(x) for x in inputs] == [2, 1, 1]
+    assert deleted is None and inputs == [[1, 2], [2]]  # k=3 repeats k=2: predicted once
+    assert (remove.n_steps, remove.n_forward) == (3, 2)
     assert (zero.n_short, remove.n_short) == (0, 1)  # T=3: zero mode can delete 3 words, remove only 2
     # No false sentence: its curves are NaN, and null in JSON.
     assert np.isnan(zero.methods["lrp"].false).all()
@@ -359,3 +365,47 @@ def test_cli_via_main(model, tmp_path, capsys):
     # a user mistake: one clear line, exit code 2
     assert cli.main(["deletion", "--data", str(tsv), "--model", str(model_path), "--methods", "lime"]) == 2
     assert "unknown method" in capsys.readouterr().err
+
+
+def naive_curves(model, sents, labels, *, method, rule, k, mode, target, seed):
+    """The protocol as a plain per-sentence loop (independent of the batched code and its cache)."""
+    hits = []
+    for s, label in zip(sents, labels):
+        T = len(s)
+        pred = int(np.argmax(model.predict([s])[0]))
+        correct = pred == label
+        rel = model.explain(s, method=method, target=label if target == "true" else pred, rule=rule,
+                            seed=seed).relevance
+        decreasing = correct or target == "predicted"
+        order = sorted(range(T), key=lambda t: (-rel[t] if decreasing else rel[t], t))
+        row = [correct]
+        for j in range(1, k + 1):
+            gone = order[: min(j, T if mode == "zero" else T - 1)]
+            if mode == "zero":
+                scores = model.predict([s], deleted=[gone])[0]
+            else:
+                scores = model.predict([[w for t, w in enumerate(s) if t not in gone]])[0]
+            row.append(int(np.argmax(scores)) == label)
+        hits.append((correct, row))
+    c = np.array([r for ok, r in hits if ok], float)
+    f = np.array([r for ok, r in hits if not ok], float)
+    return c.mean(axis=0), f.mean(axis=0)
+
+
+@pytest.mark.parametrize("mode,target", [("zero", "true"), ("remove", "true"), ("zero", "predicted")])
+def test_matches_naive_loop_on_random_model(make_random_model, mode, target):
+    rng = np.random.default_rng(5)
+    arrays = make_random_model(rng, e=4, layers=((5, True),), V=12, C=3, scale=1.0)
+    toy = textlrp.from_arrays(arrays["embedding"], arrays["lstm_layers"], arrays["head"], dtype=np.float64)
+    # a small vocabulary, so that methods often agree and the shared prediction cache is exercised
+    sents = [rng.integers(0, 12, size=int(rng.integers(3, 9))).tolist() for _ in range(60)]
+    labels = rng.integers(0, 3, size=60).tolist()
+    res = word_deletion(toy, sents, labels, methods=("lrp", "lrp-abs", "gi", "occlusion", "random"), k=6,
+                        min_length=3, mode=mode, target=target, random_seeds=(3,))
+    assert 0 < res.n_correct < 60 and res.n_forward < res.n_steps
+    for name, method, rule in (("lrp", "lrp", "signal-take-all"), ("lrp-abs", "lrp", "abs"),
+                               ("gi", "gi", "signal-take-all"), ("occlusion", "occlusion", "signal-take-all"),
+                               ("random", "random", "signal-take-all")):
+        c, f = naive_curves(toy, sents, labels, method=method, rule=rule, k=6, mode=mode, target=target, seed=3)
+        np.testing.assert_allclose(res.methods[name].correct, c, err_msg=name)
+        np.testing.assert_allclose(res.methods[name].false, f, err_msg=name)
