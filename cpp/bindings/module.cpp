@@ -198,8 +198,11 @@ void register_model(py::module_& mod, const char* name) {
             [](const M& m, py::handle ids, py::handle offsets, py::handle deleted, py::handle targets,
                double eps, double bias_factor, const std::string& rule, int threads, bool keep_embedding) {
                 check_threads(threads);
-                if (!std::isfinite(eps) || eps < 0)
-                    throw std::invalid_argument("eps must be finite and >= 0, got " + std::to_string(eps));
+                // eps = 0 would divide by exactly-zero pre-activations (a deleted word in a
+                // model without biases); a tiny eps such as 1e-12 gives the plain z-rule.
+                if (!std::isfinite(eps) || eps <= 0)
+                    throw std::invalid_argument("eps must be finite and > 0 (use e.g. 1e-12 for the "
+                                                "plain z-rule), got " + std::to_string(eps));
                 if (!std::isfinite(bias_factor))
                     throw std::invalid_argument("bias_factor must be finite");
                 LrpParams p;
@@ -284,4 +287,5 @@ PYBIND11_MODULE(_core, m) {
     register_model<double>(m, "ModelF64");
     register_model<float>(m, "ModelF32");
     m.attr("RULES") = py::make_tuple("signal-take-all", "prop", "half", "abs");
+    m.def("isa", &isa_name, "Instruction set the kernels use on this CPU (set TEXTLRP_ISA to force one).");
 }

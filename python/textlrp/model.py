@@ -43,7 +43,7 @@ def _as_float_array(a: Any, name: str, dtype: np.dtype) -> np.ndarray:
         raise ValueError(f"{name} is not a numeric array: {exc}") from None
     if arr.dtype.kind not in "fiu":
         raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}")
-    arr = np.ascontiguousarray(arr, dtype=dtype)
+    arr = np.array(arr, dtype=dtype, order="C", copy=True)  # never freeze the caller's array
     if not np.all(np.isfinite(arr)):
         raise ValueError(f"{name} contains NaN or inf")
     arr.flags.writeable = False

@@ -24,6 +24,9 @@ template <class T>
 void validate_batch(const Model<T>& model, const Batch& batch, std::int64_t n_tokens,
                     const std::int64_t* targets_in);
 
+// Name of the instruction set the kernels run with on this CPU (generic, avx2, avx512).
+const char* isa_name();
+
 template <class T>
 void forward(const Model<T>& model, const Batch& batch, int threads, T* scores);
 
