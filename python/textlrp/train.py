@@ -45,6 +45,7 @@ class TrainConfig:
         word_dropout: float = 0.0,
         weight_decay: float = 0.0,
         clip: float = 5.0,
+        ema: float = 0.0,
         embedding_scale: float = 0.1,
         lowercase: bool = True,
         threads: int | None = None,
@@ -61,6 +62,8 @@ class TrainConfig:
         for name, p in (("dropout", dropout), ("embedding_dropout", embedding_dropout), ("word_dropout", word_dropout)):
             if not 0.0 <= p < 1.0:
                 raise ValueError(f"{name} must be in [0, 1), got {p}")
+        if not 0.0 <= ema < 1.0:
+            raise ValueError(f"ema must be in [0, 1), got {ema}")
         if threads is not None and threads < 1:
             raise ValueError(f"threads must be >= 1, got {threads}")
         if evals_per_epoch < 1:
@@ -76,6 +79,7 @@ class TrainConfig:
         self.word_dropout = float(word_dropout)
         self.weight_decay = float(weight_decay)
         self.clip = float(clip)
+        self.ema = float(ema)
         self.embedding_scale = float(embedding_scale)
         self.lowercase = bool(lowercase)
         self.threads = threads
@@ -258,6 +262,18 @@ def train(
     history = []
     from tqdm import tqdm
 
+    # Polyak averaging: the evaluated and exported weights are an exponential
+    # moving average of the trained ones (same architecture, smoother optimum).
+    averaged = [p.detach().clone() for p in net.parameters()] if cfg.ema > 0 else None
+
+    def swap_averaged() -> None:
+        if averaged is not None:
+            with torch.no_grad():
+                for p, a in zip(net.parameters(), averaged):
+                    tmp = p.detach().clone()
+                    p.copy_(a)
+                    a.copy_(tmp)
+
     start = time.perf_counter()
     step = 0
     bar = tqdm(total=total_steps, desc="train", unit="batch", disable=not cfg.progress, mininterval=1.0)
@@ -277,9 +293,14 @@ def train(
             if cfg.clip > 0:
                 nn.utils.clip_grad_norm_(net.parameters(), cfg.clip)
             optimizer.step()
+            if averaged is not None:
+                with torch.no_grad():
+                    for p, a in zip(net.parameters(), averaged):
+                        a.lerp_(p, 1.0 - cfg.ema)
             step += 1
             bar.update(1)
             if step % eval_every == 0 or step == total_steps:
+                swap_averaged()
                 dev_acc = accuracies(_predict_scores(net, dev_x), dev_y)["fine"]
                 epoch = step / steps_per_epoch
                 history.append({"epoch": round(epoch, 3), "dev": dev_acc, "loss": round(loss.item(), 4)})
@@ -291,6 +312,7 @@ def train(
                         "state": {k: v.detach().clone() for k, v in net.state_dict().items()},
                     }
                     marker = " *"
+                swap_averaged()
                 msg = f"epoch {epoch:5.2f}  dev acc {dev_acc:.4f}{marker}"
                 if cfg.progress:
                     bar.write(msg)
@@ -391,6 +413,8 @@ def register_cli(subparsers: Any) -> None:
                    help=f"probability of replacing a training token by <unk> (default {d.word_dropout:g})")
     p.add_argument("--weight-decay", type=float, default=d.weight_decay, help=f"default {d.weight_decay:g}")
     p.add_argument("--clip", type=float, default=d.clip, help=f"gradient norm clipping, 0 = off (default {d.clip:g})")
+    p.add_argument("--ema", type=float, default=d.ema,
+                   help=f"decay of the weight moving average that is evaluated and exported, 0 = off (default {d.ema:g})")
     p.add_argument("--embedding-scale", type=float, default=d.embedding_scale,
                    help=f"std of the initial embeddings (default {d.embedding_scale:g})")
     p.add_argument("--embedding-dim", type=int, default=d.embedding_dim, help=f"default {d.embedding_dim}")
@@ -420,6 +444,7 @@ def _run_cli(args: argparse.Namespace) -> int:
         word_dropout=args.word_dropout,
         weight_decay=args.weight_decay,
         clip=args.clip,
+        ema=args.ema,
         embedding_scale=args.embedding_scale,
         lowercase=args.lowercase,
         threads=args.threads,
