@@ -61,12 +61,12 @@ def _fetch(url: str, out: BinaryIO, *, timeout: float, progress: bool, dest: Pat
                     out.write(block)
                     bar.update(len(block))
     except urllib.error.HTTPError as exc:
-        raise ConnectionError(f"could not download {url}: HTTP {exc.code} {exc.reason}\n"
+        raise ConnectionError(f"could not download {url} (HTTP {exc.code} {exc.reason}).\n"
                               + _offline_hint(url, dest)) from None
     except urllib.error.URLError as exc:
-        raise ConnectionError(f"could not download {url}: {exc.reason}\n" + _offline_hint(url, dest)) from None
+        raise ConnectionError(f"could not download {url} ({exc.reason}).\n" + _offline_hint(url, dest)) from None
     except (TimeoutError, ConnectionError, http.client.HTTPException) as exc:
-        raise ConnectionError(f"could not download {url}: {exc}\n" + _offline_hint(url, dest)) from None
+        raise ConnectionError(f"could not download {url} ({exc}).\n" + _offline_hint(url, dest)) from None
 
 
 def _member(zf: zipfile.ZipFile, name: str, archive: str) -> zipfile.ZipInfo:

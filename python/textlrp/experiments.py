@@ -233,10 +233,14 @@ class DeletionResult:
         axes = fig.subplots(1, 2)
         styles = {"lrp": ("tab:red", "o"), "sa": ("tab:blue", "s"), "gi": ("tab:green", "^"),
                   "occlusion": ("tab:purple", "D"), "random": ("black", "x")}
-        extra = iter(["tab:orange", "tab:brown", "tab:pink", "tab:olive", "tab:cyan"])
+        extra = iter([("tab:orange", "v"), ("tab:brown", "P"), ("tab:pink", "*"), ("tab:olive", "h"),
+                      ("tab:cyan", "<")])
+        for name in self.methods:  # same style for a method in both panels
+            if name not in styles:
+                styles[name] = next(extra, ("gray", "."))
         for ax, subset, n in ((axes[0], "correct", self.n_correct), (axes[1], "false", self.n_false)):
             for name, m in self.methods.items():
-                color, marker = styles.get(name) or (next(extra, "gray"), "v")
+                color, marker = styles[name]
                 acc = 100 * (m.correct if subset == "correct" else m.false)
                 std = m.correct_std if subset == "correct" else m.false_std
                 ax.plot(self.k, acc, marker=marker, color=color, label=name,
