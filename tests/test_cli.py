@@ -88,7 +88,7 @@ def test_explain_text_plain_when_not_a_terminal(capsys, model_path):
     assert ESC not in out
     lines = out.splitlines()
     assert lines[0].startswith("this(") and "great(" in lines[0]
-    assert "predicted " in lines[1] and "explained " in lines[1] and "lrp (rule signal-take-all" in lines[1]
+    assert "predicted " in lines[1] and "explained " in lines[1] and "lrp (signal-take-all, eps 0.001, bias_factor 0)" in lines[1]
 
 
 def test_explain_words_need_no_quotes(capsys, model_path):

@@ -113,7 +113,7 @@ def test_plain_ansi_has_numbers_oov_marks_and_no_escapes():
     out = render.to_ansi(exp, color="none")
     assert ESC not in out
     assert out.splitlines()[0] == "a(+0.10) fine(+2.00) zorb?(-0.50) film(+0.00)"
-    assert "predicted pos" in out and "explained pos" in out and "lrp (rule signal-take-all" in out
+    assert "predicted pos" in out and "explained pos" in out and "lrp (signal-take-all, eps 0.001" in out
     assert "?: not in the vocabulary" in out
 
 

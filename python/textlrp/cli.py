@@ -404,7 +404,7 @@ class _Writer:
                 self._write(render.to_tsv(exp, line=line) + "\n")
         elif fmt == "html":
             for exp in exps:
-                self._write(render.html_item(exp, index=line))
+                self._write(render.html_item(exp, index=line, method=not self.corpus))
         else:
             self.any_oov = self.any_oov or any(bool(exp.oov.any()) for exp in exps)
             prefix = "" if line is None else f"#{line} "

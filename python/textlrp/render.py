@@ -250,7 +250,7 @@ def ansi_tokens(exp: Explanation, *, color: str | None = None, values: bool = Fa
 def _method_text(exp: Explanation) -> str:
     params = dict(getattr(exp, "params", None) or {})
     if exp.method == "lrp":
-        shown = [f"rule {params['rule']}" if "rule" in params else "",
+        shown = [str(params["rule"]) if "rule" in params else "",
                  f"eps {_num(params['eps'])}" if "eps" in params else "",
                  f"bias_factor {_num(params['bias_factor'])}" if "bias_factor" in params else ""]
         return "lrp (" + ", ".join(s for s in shown if s) + ")" if any(shown) else "lrp"
@@ -407,7 +407,10 @@ def _float(v: Any) -> float | None:
 
 
 def _floats(a: Any) -> list[float | None]:
-    return [_float(v) for v in np.asarray(a, dtype=np.float64).ravel()]
+    arr = np.asarray(a, dtype=np.float64).ravel()
+    if np.isfinite(arr).all():  # the common case, without a Python loop
+        return arr.tolist()  # type: ignore[no-any-return]
+    return [_float(v) for v in arr]
 
 
 def _jsonable(v: Any) -> Any:
@@ -522,7 +525,7 @@ _STYLE = """
 .tlrp-sub,.tlrp-meta,.tlrp-foot,.tlrp-legend{color:#555;font-size:.85rem}
 .tlrp-legend{display:flex;flex-wrap:wrap;align-items:center;gap:.5rem;margin:.5rem 0 1rem}
 .tlrp-ramp{display:inline-block;width:10rem;height:.9rem;border-radius:3px;
- background:linear-gradient(to right,__LIGHT_RAMP__)}
+ box-shadow:inset 0 0 0 1px rgba(128,128,128,.35);background:linear-gradient(to right,__LIGHT_RAMP__)}
 .tlrp-item{border-top:1px solid #ddd;padding:.75rem 0}
 .tlrp-text{margin:.2rem 0 0;font-size:1.1rem;line-height:2}
 .tlrp-tok{padding:.1em .2em;border-radius:.25em;white-space:pre-wrap}
@@ -558,7 +561,7 @@ def _legend_html(oov_note: bool = True) -> str:
             'sentence&#x27;s largest absolute value"></span><span>for the explained class</span>')
     parts = [ramp]
     if oov_note:
-        parts.append('<span>· <span class="tlrp-oov">dotted underline</span>: not in the vocabulary'
+        parts.append('<span>· <span class="tlrp-oov">dotted</span>: not in the vocabulary'
                      '</span><span>· hover a word for its relevance</span>')
     return '<div class="tlrp-legend">' + "".join(parts) + "</div>"
 
@@ -595,26 +598,30 @@ def _token_html(token: str, value: float, scaled: float, is_oov: bool, dec: int)
     return f'<span class="{cls}" title="{_e(title)}"{style}>{_e(token)}</span>'
 
 
-def _meta_html(exp: Explanation, index: int | None) -> str:
+def _meta_html(exp: Explanation, index: int | None, method: bool) -> str:
     probs = np.asarray(exp.probabilities, dtype=np.float64)
     p, t = exp.prediction, exp.target
     bits = [] if index is None else [f"#{int(index)}"]
     bits.append(f"predicted <b>{_e(exp.prediction_name)}</b> (p {probs[p]:.2f})")
     bits.append(f"explained <b>{_e(exp.target_name)}</b>"
                 + ("" if t == p else f" (p {probs[t]:.2f})"))
-    bits.append(_e(_method_text(exp)))
+    if method:
+        bits.append(_e(_method_text(exp)))
     return '<div class="tlrp-meta">' + " · ".join(bits) + "</div>"
 
 
-def html_item(exp: Explanation, *, index: int | None = None) -> str:
-    """One explained sentence: a meta line (prediction, target, method) and coloured words."""
+def html_item(exp: Explanation, *, index: int | None = None, method: bool = True) -> str:
+    """One explained sentence: a meta line (prediction, target, method) and coloured words.
+
+    method=False leaves the method out of the meta line (a report states it once on top).
+    """
     relevance = np.asarray(exp.relevance, dtype=np.float64).ravel()
     scaled = scaled_relevance(relevance)
     oov = np.asarray(exp.oov, dtype=bool).ravel()
     dec = _decimals(relevance)
     words = " ".join(_token_html(str(tok), float(relevance[k]), float(scaled[k]),
                                  bool(oov[k]), dec) for k, tok in enumerate(exp.tokens))
-    return (f'<section class="tlrp-item">{_meta_html(exp, index)}'
+    return (f'<section class="tlrp-item">{_meta_html(exp, index, method)}'
             f'<p class="tlrp-text">{words}</p></section>\n')
 
 
