@@ -13,7 +13,6 @@ import codecs
 import contextlib
 import csv
 import dataclasses
-import importlib
 import json
 import math
 import os
@@ -31,8 +30,6 @@ RULES = ("signal-take-all", "prop", "half", "abs")
 FORMATS = ("ansi", "html", "json", "tsv")
 _SUFFIX_FORMATS = {".html": "html", ".htm": "html", ".json": "json", ".jsonl": "json",
                    ".ndjson": "json", ".tsv": "tsv", ".txt": "ansi"}
-# Modules owned by others that add a subcommand through register_cli(subparsers).
-_PLUGINS = ("train", "experiments", "download")
 
 
 class UsageError(Exception):
@@ -77,8 +74,8 @@ def _finite_float(s: str) -> float:
 
 def _eps(s: str) -> float:
     v = _finite_float(s)
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"eps must be >= 0, got {s!r}")
+    if v <= 0:  # eps = 0 turns an exact zero pre-activation into 0/0
+        raise argparse.ArgumentTypeError(f"eps must be > 0, got {s!r}")
     return v
 
 
@@ -175,17 +172,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _register_plugins(sub: Any) -> None:
-    for name in _PLUGINS:
-        try:
-            module = importlib.import_module(f"textlrp.{name}")
-        except ModuleNotFoundError as exc:
-            # Only the module's own absence is tolerated; a broken import inside it is a bug.
-            if exc.name != f"textlrp.{name}":
-                raise
-            continue
-        register = getattr(module, "register_cli", None)
-        if register is not None:
-            register(sub)
+    # train, deletion and data come from the modules that own them; their heavy
+    # dependencies (torch, matplotlib) load only when their commands run.
+    from . import download, experiments, train
+
+    for module in (train, experiments, download):
+        module.register_cli(sub)
 
 
 def _version() -> str:
