@@ -463,6 +463,15 @@ def test_unknown_column_name(capsys, model_path, tmp_path):
     assert "'id', 'text'" in line
 
 
+def test_model_without_vocabulary(capsys, tmp_path):
+    m = _random_model()
+    path = tmp_path / "ids.npz"
+    textlrp.from_arrays(m.embedding, m.lstm_layers, m.head).save(path)
+    assert_user_error(capsys, "explain", "-m", path, "great", match="no vocabulary")
+    assert_user_error(capsys, "predict", "-m", path, "-i", "-", match="no vocabulary")
+    assert "ids only" in ok(capsys, "info", "-m", path)
+
+
 def test_corrupt_model_file(capsys, tmp_path):
     path = write(tmp_path, "bad.npz", b"this is not a zip archive")
     assert_user_error(capsys, "info", "-m", path)

@@ -253,6 +253,14 @@ def _load_model(args: argparse.Namespace) -> Any:
     return load_model(path)
 
 
+def _text_model(args: argparse.Namespace) -> Any:
+    model = _load_model(args)
+    if model.vocab is None:
+        raise UsageError("this model has no vocabulary, so it cannot read text; "
+                         "use the Python API with token ids")
+    return model
+
+
 def _model_label(args: argparse.Namespace) -> str:
     return Path(args.model).name if args.model else "bundled sst5-bilstm"
 
@@ -624,6 +632,7 @@ class _Progress:
 
     def __init__(self, source: _Source, args: argparse.Namespace, verb: str) -> None:
         self.source = source
+        self.verb = verb
         self.enabled = not args.quiet and _isatty(sys.stderr)
         self.bar: Any = None
         self.start = time.perf_counter()
@@ -633,8 +642,10 @@ class _Progress:
         from tqdm import tqdm
 
         if source.size is not None:
+            # Bytes give an ETA without counting lines first; the postfix shows lines.
             self.bar = tqdm(total=source.size, unit="B", unit_scale=True, unit_divisor=1024,
-                            desc=verb, file=sys.stderr, dynamic_ncols=True, leave=False)
+                            desc=verb, file=sys.stderr, dynamic_ncols=True, leave=False,
+                            bar_format="{desc} {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}]")
         else:
             self.bar = tqdm(unit=" lines", desc=verb, file=sys.stderr, dynamic_ncols=True,
                             leave=False)
@@ -644,9 +655,10 @@ class _Progress:
         if self.bar is None:
             return
         if self.source.size is not None:
-            self.bar.update(self.source.bytes_read - self.bar.n)
             rate = self.done / max(time.perf_counter() - self.start, 1e-9)
-            self.bar.set_postfix_str(f"{self.done} lines, {rate:.0f}/s", refresh=False)
+            self.bar.set_description_str(f"{self.verb} {self.done} lines ({rate:.0f}/s)",
+                                         refresh=False)
+            self.bar.update(self.source.bytes_read - self.bar.n)
         else:
             self.bar.update(lines)
 
@@ -683,6 +695,11 @@ def _run_corpus(args: argparse.Namespace, model: Any, kind: str,
                 progress.close()
     finally:
         source.close()
+    if progress.enabled:
+        elapsed = time.perf_counter() - progress.start
+        where = f" -> {args.output}" if args.output not in (None, "-") else ""
+        print(f"{PROG}: {kind}ed {progress.done} lines in {elapsed:.1f} s "
+              f"({progress.done / max(elapsed, 1e-9):.0f}/s){where}", file=sys.stderr)
     if writer.errors and not args.quiet:
         what = "explained" if kind == "explain" else "predicted"
         where = "above" if fmt == "tsv" else "the error records in the output"
@@ -741,7 +758,7 @@ def _predict_chunk(model: Any, chunk: list[_Row], writer: _Writer,
 
 def _cmd_explain(args: argparse.Namespace) -> int:
     text = _the_text(args)
-    model = _load_model(args)
+    model = _text_model(args)
     targets = _targets(args, model)
     if text is None:
         return _run_corpus(args, model, "explain", targets)
@@ -758,7 +775,7 @@ def _cmd_explain(args: argparse.Namespace) -> int:
 
 def _cmd_predict(args: argparse.Namespace) -> int:
     text = _the_text(args)
-    model = _load_model(args)
+    model = _text_model(args)
     if text is None:
         return _run_corpus(args, model, "predict")
     tokens, _ids, oov = model.encode(text)
