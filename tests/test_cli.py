@@ -418,6 +418,29 @@ def test_corpus_is_streamed(capsys, model_path, monkeypatch):
     assert [r["line"] for r in json_lines(out)] == list(range(1, 11))
 
 
+def test_progress_and_summary_on_a_terminal(capsys, model_path, tmp_path, monkeypatch):
+    class TTY(io.StringIO):
+        def isatty(self):
+            return True
+    path = write(tmp_path, "c.txt", b"great fun\nbad plot\n\n")
+    err = TTY()
+    monkeypatch.setattr(sys, "stderr", err)
+    assert cli.main(["explain", "-m", model_path, "-i", path, "-o", str(tmp_path / "o.jsonl")]) == 0
+    text = err.getvalue()
+    assert "explaining" in text  # the bar
+    assert "explained 3 lines in" in text and "o.jsonl" in text and "1 of 3 lines" in text
+    err = TTY()
+    monkeypatch.setattr(sys, "stderr", err)
+    assert cli.main(["explain", "-m", model_path, "-i", path, "-o", str(tmp_path / "o.jsonl"), "-q"]) == 0
+    assert err.getvalue() == ""
+
+
+def test_non_ascii_text_survives(capsys, model_path, tmp_path):
+    path = write(tmp_path, "c.txt", "café naïve 😀 film\n".encode())
+    rec = json_lines(ok(capsys, "explain", "-m", model_path, "-i", path, "-o", "-"))[0]
+    assert rec["text"] == "café naïve 😀 film" and rec["oov"][:2] == [True, True]
+
+
 # --------------------------------------------------------------------------- user mistakes
 
 

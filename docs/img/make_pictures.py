@@ -37,7 +37,7 @@ def xterm(n: int) -> str:
     if n < 232:
         n -= 16
         levels = (0, 95, 135, 175, 215, 255)
-        return "#{:02x}{:02x}{:02x}".format(levels[n // 36], levels[n // 6 % 6], levels[n % 6])
+        return f"#{levels[n // 36]:02x}{levels[n // 6 % 6]:02x}{levels[n % 6]:02x}"
     g = 8 + 10 * (n - 232)
     return f"#{g:02x}{g:02x}{g:02x}"
 
