@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 
 import reference as ref
-from conftest import assert_close, build, make_random_model, random_sentences
+import zlib
+
+from conftest import assert_close, build, lrp_tolerance, make_random_model, random_sentences
 
 ARCHS = {
     "uni1-head1": dict(e=4, layers=[(5, False)], head=[(None, True)]),
@@ -25,7 +27,7 @@ PARAMS = [  # (eps, bias_factor)
 
 @pytest.fixture(scope="module", params=list(ARCHS))
 def arch(request):
-    rng = np.random.default_rng(abs(hash(request.param)) % 2**32)
+    rng = np.random.default_rng(zlib.crc32(request.param.encode()))
     m = make_random_model(rng, V=40, C=4, **ARCHS[request.param])
     return m, build(m)
 
@@ -42,13 +44,14 @@ def test_lrp_matches_reference(arch, rule, eps, bias_factor):
                                 bias_factor=bias_factor, rule=rule, deleted=deleted)
             word, emb, rest, scores = ref.lrp(m, ids, target=target, eps=eps,
                                               bias_factor=bias_factor, rule=rule, deleted=deleted)
+            tol = lrp_tolerance(eps)
             assert_close(exp.scores, scores, what="scores")
             assert exp.prediction == int(np.argmax(scores))
             assert exp.target == (exp.prediction if target is None else target)
-            assert_close(exp.embedding_relevance, emb, what=f"{rule} embedding relevance")
-            assert_close(exp.relevance, word, what=f"{rule} relevance")
-            scale = max(1.0, np.abs(word).max())
-            assert abs(exp.rest - rest) <= 1e-10 * scale, (exp.rest, rest)
+            assert_close(exp.embedding_relevance, emb, rel=tol, what=f"{rule} embedding relevance")
+            assert_close(exp.relevance, word, rel=tol, what=f"{rule} relevance")
+            scale = max(1.0, np.abs(emb).max(), np.abs(word).max())
+            assert abs(exp.rest - rest) <= tol * scale, (exp.rest, rest)
 
 
 @pytest.mark.parametrize("rule", ref.RULES)

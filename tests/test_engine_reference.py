@@ -141,6 +141,15 @@ def test_reference_matches_torch(arch):
 
 def torch_scores_and_gradient(torch, model, ids, target, deleted=()):
     """Scores and d s_target / d x from an equivalent torch model (float64) built here."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny matrices: extra threads only cost (badly on a busy machine)
+    try:
+        return _torch_scores_and_gradient(torch, model, ids, target, deleted)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _torch_scores_and_gradient(torch, model, ids, target, deleted):
     x = np.asarray(model["embedding"], dtype=np.float64)[ids]
     x[list(deleted)] = 0.0
     x = torch.tensor(x, requires_grad=True)
