@@ -318,6 +318,11 @@ def test_corpus_all_classes_and_target(capsys, model_path, tmp_path):
     recs = json_lines(ok(capsys, "explain", "-m", model_path, "-i", path, "--all-classes"))
     assert [(r["line"], r.get("target")) for r in recs] == (
         [(1, t) for t in range(5)] + [(2, None)] + [(3, t) for t in range(5)])
+    model = _random_model()
+    for r in recs[:5]:
+        assert r["text"] == "great fun" and r["tokens"] == ["great", "fun"]
+        np.testing.assert_allclose(r["relevance"], model.explain("great fun", target=r["target"]).relevance,
+                                   rtol=1e-12)
     recs = json_lines(ok(capsys, "explain", "-m", model_path, "-i", path, "-t", "positive"))
     assert [r.get("target_name") for r in recs] == ["positive", None, "positive"]
 

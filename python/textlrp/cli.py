@@ -710,21 +710,37 @@ def _run_corpus(args: argparse.Namespace, model: Any, kind: str,
 
 def _explain_chunk(model: Any, chunk: list[_Row], writer: _Writer, args: argparse.Namespace,
                    targets: list[int | None]) -> None:
-    good = [r for r in chunk if r.error is None]
-    per_target = []
-    for target in targets:
-        results = list(model.explain_corpus(
-            [r.text for r in good], batch_size=max(1, len(good)), threads=args.threads,
-            errors="record", target=target, **_explain_options(args)))
-        if len(results) != len(good):
-            raise RuntimeError(f"explain_corpus returned {len(results)} results for {len(good)} inputs")
-        per_target.append(results)
-    by_line = {id(r): k for k, r in enumerate(good)}
+    texts = [r.text for r in chunk if r.error is None]
+    opts = _explain_options(args)
+
+    def explain(inputs: list[Any], target: int | None) -> list[Any]:
+        results = list(model.explain_corpus(inputs, batch_size=max(1, len(inputs)),
+                                            threads=args.threads, errors="record",
+                                            target=target, **opts))
+        if len(results) != len(inputs):
+            raise RuntimeError(f"explain_corpus gave {len(results)} results for {len(inputs)} inputs")
+        return results
+
+    first = explain(texts, targets[0])
+    per_target = [first]
+    if len(targets) > 1:
+        # Tokenise once: the other classes get the first pass's tokens, not the text again.
+        ok = [k for k, r in enumerate(first) if hasattr(r, "relevance")]
+        for target in targets[1:]:
+            again = explain([first[k].tokens for k in ok], target)
+            results: list[Any] = list(first)
+            for k, exp in zip(ok, again):
+                if hasattr(exp, "relevance"):
+                    exp.text = texts[k]
+                results[k] = exp
+            per_target.append(results)
+    k = 0
     for row in chunk:
         if row.error is not None:
             writer.error(row.line, row.text, row.error)
             continue
-        results = [res[by_line[id(row)]] for res in per_target]
+        results = [res[k] for res in per_target]
+        k += 1
         failed = next((r for r in results if not hasattr(r, "relevance")), None)
         if failed is not None:
             writer.error(row.line, row.text, failed.error)
