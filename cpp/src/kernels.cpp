@@ -29,21 +29,87 @@ inline void axpy(int n, T a, const T* __restrict x, T* __restrict y) {
     for (int j = 0; j < n; ++j) y[j] += a * x[j];
 }
 
-// y[0..n) += sum_r coef[r] * W[r, 0..n) for rows r of a row-major [rows, n] matrix. Four
-// rows per pass over y, so y is loaded and stored a quarter as often as with plain axpys.
-template <class T>
-inline void accumulate_rows(int rows, int n, const T* __restrict coef, const T* __restrict W,
-                            T* __restrict y) {
-    int r = 0;
-    for (; r + 4 <= rows; r += 4) {
-        const T c0 = coef[r], c1 = coef[r + 1], c2 = coef[r + 2], c3 = coef[r + 3];
-        const T* w0 = W + std::size_t(r) * n;
-        const T* w1 = w0 + n;
-        const T* w2 = w1 + n;
-        const T* w3 = w2 + n;
-        for (int j = 0; j < n; ++j) y[j] += (c0 * w0[j] + c1 * w1[j]) + (c2 * w2[j] + c3 * w3[j]);
+// Y[S, N] += X[S, K] * M[K, N], all row-major with signed row strides (a negative ldx or
+// ldy walks a sequence backwards). Register-blocked: four rows of Y and two vectors of
+// columns stay in registers while K is walked, so each row of M is loaded once per four
+// rows of X. Every Y[s, j] is summed over k in order, so results do not depend on S.
+#if defined(__GNUC__)
+// R rows of Y, NV vectors of VB bytes from column j on, accumulated over all K.
+template <class T, int R, int NV, int VB>
+inline void gemm_block(int K, const T* const* x, const T* M, std::ptrdiff_t ldm, T* const* y, int j) {
+    typedef T V __attribute__((vector_size(VB), aligned(sizeof(T)), may_alias));
+    constexpr int W = VB / int(sizeof(T));
+    V acc[R][NV];
+    for (int r = 0; r < R; ++r)
+        for (int v = 0; v < NV; ++v) acc[r][v] = *(const V*)(y[r] + j + v * W);
+    const T* m = M + j;
+    for (int k = 0; k < K; ++k, m += ldm) {
+        V mv[NV];
+        for (int v = 0; v < NV; ++v) mv[v] = *(const V*)(m + v * W);
+        for (int r = 0; r < R; ++r) {
+            const T xr = x[r][k];
+            for (int v = 0; v < NV; ++v) acc[r][v] += xr * mv[v];
+        }
     }
-    for (; r < rows; ++r) axpy(n, coef[r], W + std::size_t(r) * n, y);
+    for (int r = 0; r < R; ++r)
+        for (int v = 0; v < NV; ++v) *(V*)(y[r] + j + v * W) = acc[r][v];
+}
+
+// All columns of R rows: wide blocks first, then narrower vectors, then scalars.
+template <class T, int R, int NV>
+inline void gemm_rows(int K, int N, const T* const* x, const T* M, std::ptrdiff_t ldm, T* const* y) {
+    constexpr int W64 = 64 / int(sizeof(T));
+    int j = 0;
+    for (; j + NV * W64 <= N; j += NV * W64) gemm_block<T, R, NV, 64>(K, x, M, ldm, y, j);
+    for (; j + W64 <= N; j += W64) gemm_block<T, R, 1, 64>(K, x, M, ldm, y, j);
+    if (j + 32 / int(sizeof(T)) <= N) {
+        gemm_block<T, R, 1, 32>(K, x, M, ldm, y, j);
+        j += 32 / int(sizeof(T));
+    }
+    if (j + 16 / int(sizeof(T)) <= N) {
+        gemm_block<T, R, 1, 16>(K, x, M, ldm, y, j);
+        j += 16 / int(sizeof(T));
+    }
+    for (; j < N; ++j)
+        for (int r = 0; r < R; ++r) {
+            T acc = y[r][j];
+            for (int k = 0; k < K; ++k) acc += x[r][k] * M[k * ldm + j];
+            y[r][j] = acc;
+        }
+}
+
+template <class T>
+void gemm_acc(int S, int K, int N, const T* X, std::ptrdiff_t ldx, const T* M, std::ptrdiff_t ldm,
+              T* Y, std::ptrdiff_t ldy) {
+    int s = 0;
+    for (; s + 4 <= S; s += 4) {
+        const T* x[4] = {X + s * ldx, X + (s + 1) * ldx, X + (s + 2) * ldx, X + (s + 3) * ldx};
+        T* y[4] = {Y + s * ldy, Y + (s + 1) * ldy, Y + (s + 2) * ldy, Y + (s + 3) * ldy};
+        gemm_rows<T, 4, 2>(K, N, x, M, ldm, y);
+    }
+    for (; s < S; ++s) {
+        const T* x[1] = {X + s * ldx};
+        T* y[1] = {Y + s * ldy};
+        gemm_rows<T, 1, 4>(K, N, x, M, ldm, y);
+    }
+}
+#else
+template <class T>
+void gemm_acc(int S, int K, int N, const T* X, std::ptrdiff_t ldx, const T* M, std::ptrdiff_t ldm,
+              T* Y, std::ptrdiff_t ldy) {
+    for (int s = 0; s < S; ++s)
+        for (int j = 0; j < N; ++j) {
+            T acc = Y[s * ldy + j];
+            for (int k = 0; k < K; ++k) acc += X[s * ldx + k] * M[k * ldm + j];
+            Y[s * ldy + j] = acc;
+        }
+}
+#endif
+
+// y[0..n) += sum_k x[k] * M[k, 0..n): one row of gemm_acc.
+template <class T>
+inline void vecmat_acc(int K, int n, const T* x, const T* M, T* y) {
+    gemm_acc(1, K, n, x, 0, M, n, y, 0);
 }
 
 template <class T>
@@ -211,6 +277,7 @@ private:
     std::vector<std::vector<T>> r_;         // backward buffers per layer input, [T, in_l]
     std::vector<T> top_;                    // [T, out_last]: what the head sends to the last layer
     std::vector<T> v1_, v2_, v3_, v4_;      // small vectors of the backward passes
+    std::vector<T> steps_, steps2_, s2_;    // per-step rows deferred to one matrix product
 
     const T* layer_input(const std::vector<LayerState<T>>& st, std::size_t l) const {
         return l == 0 ? x0_.data() : st[l - 1].y.data();
@@ -223,7 +290,7 @@ private:
                      T* z, T* a, T* c, T* tc, T* h) {
         const int d = D.d, n = 4 * d;
         std::memcpy(z, zx, sizeof(T) * n);
-        if (h_prev) accumulate_rows(d, n, h_prev, D.W_hh_t.data(), z);
+        if (h_prev) vecmat_acc(d, n, h_prev, D.W_hh_t.data(), z);
         sigmoid_inplace(z, a, 2 * d);
         tanh_inplace(z + 2 * d, a + 2 * d, d);
         sigmoid_inplace(z + 3 * d, a + 3 * d, d);
@@ -235,38 +302,14 @@ private:
         for (int j = 0; j < d; ++j) h[j] = a[3 * d + j] * tc[j];
     }
 
-    // Input projection of all steps at once, four steps per pass over W_ih_t so each
-    // weight row is loaded once for four sequences positions.
+    // Input projection of all steps at once: one matrix product over the sequence, read
+    // backwards for the backward direction.
     static void project(const LstmDirection<T>& D, const T* x, int len, std::size_t dir, T* zx) {
         const int n = 4 * D.d, in = D.in;
         for (int s = 0; s < len; ++s) std::memcpy(zx + std::size_t(s) * n, D.b.data(), sizeof(T) * n);
-        int s = 0;
-        for (; s + 4 <= len; s += 4) {
-            const T* x0 = x + std::size_t(position(s, len, dir)) * in;
-            const T* x1 = x + std::size_t(position(s + 1, len, dir)) * in;
-            const T* x2 = x + std::size_t(position(s + 2, len, dir)) * in;
-            const T* x3 = x + std::size_t(position(s + 3, len, dir)) * in;
-            T* z0 = zx + std::size_t(s) * n;
-            T* z1 = z0 + n;
-            T* z2 = z1 + n;
-            T* z3 = z2 + n;
-            for (int k = 0; k < in; ++k) {
-                const T* w = D.W_ih_t.data() + std::size_t(k) * n;
-                const T a0 = x0[k], a1 = x1[k], a2 = x2[k], a3 = x3[k];
-                for (int j = 0; j < n; ++j) {
-                    const T wj = w[j];
-                    z0[j] += a0 * wj;
-                    z1[j] += a1 * wj;
-                    z2[j] += a2 * wj;
-                    z3[j] += a3 * wj;
-                }
-            }
-        }
-        for (; s < len; ++s) {
-            const T* xs = x + std::size_t(position(s, len, dir)) * in;
-            T* zs = zx + std::size_t(s) * n;
-            for (int k = 0; k < in; ++k) axpy(n, xs[k], D.W_ih_t.data() + std::size_t(k) * n, zs);
-        }
+        const T* first = x + std::size_t(position(0, len, dir)) * in;
+        const std::ptrdiff_t ldx = dir == 0 ? in : -std::ptrdiff_t(in);
+        gemm_acc(len, in, n, first, ldx, D.W_ih_t.data(), n, zx, n);
     }
 
     // Runs layers [from, L) of state `st` over len steps; layer `from` reads its input
@@ -403,13 +446,18 @@ T Runner<T>::lrp(std::int64_t target, const LrpParams& p, T* relevance, T* emb_r
             grow(v1_, d);  // R(c), carried backwards
             grow(v2_, d);  // R(h_prev), carried backwards
             grow(v3_, n);  // coefficients R(z_k) / stab(z_k) per gate row
-            grow(v4_, std::max(in, d));
+            grow(v4_, d);
+            grow(steps_, std::size_t(T_) * n);
+            grow(steps2_, std::size_t(T_) * in);
+            grow(s2_, T_);
             T* rc = v1_.data();
             T* rh = v2_.data();
-            T* coef = v3_.data();
             std::fill(rc, rc + d, T(0));
             std::fill(rh, rh + d, T(0));
+            const int rows = gates ? 3 * d : d;
+            const int first = gates ? 0 : 2 * d;
             for (int s = T_ - 1; s >= 0; --s) {
+                T* coef = steps_.data() + std::size_t(s) * n;
                 const int t = position(s, T_, k);
                 const T* a = ds.a.data() + std::size_t(s) * n;
                 const T* z = ds.z.data() + std::size_t(s) * n;
@@ -456,22 +504,28 @@ T Runner<T>::lrp(std::int64_t target, const LrpParams& p, T* relevance, T* emb_r
                         coef[d + j] = (r_fc - r_cp) / (z[d + j] + eps * sign1(z[d + j]));
                     }
                 }
-                // Gate pre-activations -> x_t and h_prev, epsilon rule, N = in + d.
-                const int rows = gates ? 3 * d : d;
-                const int first = gates ? 0 : 2 * d;
+                // Gate pre-activations -> x_t and h_prev, epsilon rule, N = in + d. The x_t
+                // part does not feed later steps: it is done for all steps at once below.
                 T S2 = 0;
                 for (int r = first; r < first + rows; ++r)
                     S2 += (D.b[r] + eps * sign1(z[r])) * coef[r];
                 S2 = bf * S2 / T(in + d);
+                s2_[s] = S2;
                 T* tmp = v4_.data();
-                std::fill(tmp, tmp + in, T(0));
-                accumulate_rows(rows, in, coef + first, D.W_ih.data() + std::size_t(first) * in, tmp);
-                const T* xt = x + std::size_t(t) * in;
-                T* rxt = rx + std::size_t(t) * in;
-                for (int i = 0; i < in; ++i) rxt[i] += xt[i] * tmp[i] + S2;
                 std::fill(tmp, tmp + d, T(0));
-                accumulate_rows(rows, d, coef + first, D.W_hh.data() + std::size_t(first) * d, tmp);
+                if (h_prev) vecmat_acc(rows, d, coef + first, D.W_hh.data() + std::size_t(first) * d, tmp);
                 for (int j = 0; j < d; ++j) rh[j] = (h_prev ? h_prev[j] * tmp[j] : T(0)) + S2;
+            }
+            T* wx = steps2_.data();  // [T, in]: W_ih^T coef per step
+            std::fill(wx, wx + std::size_t(T_) * in, T(0));
+            gemm_acc(T_, rows, in, steps_.data() + first, n, D.W_ih.data() + std::size_t(first) * in,
+                     in, wx, in);
+            for (int s = 0; s < T_; ++s) {
+                const int t = position(s, T_, k);
+                const T* xt = x + std::size_t(t) * in;
+                const T* ws = wx + std::size_t(s) * in;
+                T* rxt = rx + std::size_t(t) * in;
+                for (int i = 0; i < in; ++i) rxt[i] += xt[i] * ws[i] + s2_[s];
             }
             for (int j = 0; j < d; ++j) rest += rh[j] + rc[j];
             off += d;
@@ -525,14 +579,14 @@ void Runner<T>::gradient(std::int64_t target, T* grad, T* sa, T* gi) {
             const int d = D.d, n = 4 * d;
             grow(v1_, d);  // dc
             grow(v2_, d);  // dh carried from the next step
-            grow(v3_, n);  // dz
+            grow(steps_, std::size_t(T_) * n);  // dz of every step
             T* dc = v1_.data();
             T* dh = v2_.data();
-            T* dz = v3_.data();
             std::fill(dc, dc + d, T(0));
             std::fill(dh, dh + d, T(0));
             for (int s = T_ - 1; s >= 0; --s) {
                 const int t = position(s, T_, k);
+                T* dz = steps_.data() + std::size_t(s) * n;
                 const T* a = ds.a.data() + std::size_t(s) * n;
                 const T* tc = ds.tc.data() + std::size_t(s) * d;
                 const T* c_prev = s ? ds.c.data() + std::size_t(s - 1) * d : nullptr;
@@ -547,11 +601,13 @@ void Runner<T>::gradient(std::int64_t target, T* grad, T* sa, T* gi) {
                     dz[3 * d + j] = dhj * tc[j] * o * (T(1) - o);
                     dc[j] = dcj * f;
                 }
-                T* gxt = gx + std::size_t(t) * in;
-                accumulate_rows(n, in, dz, D.W_ih.data(), gxt);
                 std::fill(dh, dh + d, T(0));
-                if (s) accumulate_rows(n, d, dz, D.W_hh.data(), dh);
+                if (s) vecmat_acc(n, d, dz, D.W_hh.data(), dh);
             }
+            // d/dx_t for all steps at once (it does not feed the recurrence).
+            const std::ptrdiff_t ldy = k == 0 ? in : -std::ptrdiff_t(in);
+            gemm_acc(T_, n, in, steps_.data(), n, D.W_ih.data(), in,
+                     gx + std::size_t(position(0, T_, k)) * in, ldy);
             off += d;
         }
     }
