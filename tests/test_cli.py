@@ -454,6 +454,7 @@ def test_non_ascii_text_survives(capsys, model_path, tmp_path):
     (["explain", "hi", "--target", "happy"], "unknown class"),
     (["explain", "hi", "--target", "7"], "out of range"),
     (["explain"], "give a TEXT"),
+    (["predict"], "textlrp predict --help"),
     (["explain", "   "], "empty"),
     (["explain", "hi", "--eps", "-1"], "eps must be > 0"),
     (["explain", "hi", "--eps", "0"], "eps must be > 0"),

@@ -274,7 +274,7 @@ def _the_text(args: argparse.Namespace) -> str | None:
     if args.column is not None or args.delimiter is not None or args.header:
         raise UsageError("--column, --delimiter and --header need --input FILE")
     if not args.text:
-        raise UsageError("give a TEXT to process or --input FILE (see 'textlrp explain --help')")
+        raise UsageError(f"give a TEXT or --input FILE (see 'textlrp {args.command} --help')")
     text = " ".join(args.text)
     if not text.strip():
         raise UsageError("the text is empty")
@@ -353,7 +353,7 @@ def _subtitle(args: argparse.Namespace, method_text: str | None = None) -> str:
 
 def _lrp_text(args: argparse.Namespace) -> str:
     if args.method == "lrp":
-        return (f"lrp (rule {args.rule}, eps {args.eps:g}, bias_factor {args.bias_factor:g})")
+        return f"lrp ({args.rule}, eps {args.eps:g}, bias_factor {args.bias_factor:g})"
     if args.method == "random":
         return f"random (seed {args.seed})"
     return str(args.method)
@@ -404,7 +404,8 @@ class _Writer:
                 self._write(render.to_tsv(exp, line=line) + "\n")
         elif fmt == "html":
             for exp in exps:
-                self._write(render.html_item(exp, index=line, method=not self.corpus))
+                # The report's subtitle states the method once.
+                self._write(render.html_item(exp, index=line, method=False))
         else:
             self.any_oov = self.any_oov or any(bool(exp.oov.any()) for exp in exps)
             prefix = "" if line is None else f"#{line} "

@@ -535,6 +535,7 @@ _STYLE = """
 .tlrp-probs{border-collapse:collapse;font-size:.85rem;margin-top:.3rem}
 .tlrp-probs td{padding:0 .5rem 0 0}
 .tlrp-pbar{display:inline-block;height:.7rem;background:#888;border-radius:2px}
+.tlrp-pred td{font-weight:700}
 body.tlrp-page{margin:0;background:#fff;color:#111}
 @media (prefers-color-scheme:dark){
  body.tlrp-page{background:#16181c;color:#e8e8e8}
@@ -638,9 +639,11 @@ def html_prediction(pred: Prediction, *, index: int | None = None) -> str:
     probs = pred.probabilities
     bits = [] if index is None else [f"#{int(index)}"]
     bits.append(f"predicted <b>{_e(pred.prediction_name)}</b> (p {probs[pred.prediction]:.2f})")
+    marked = ' class="tlrp-pred"'
     rows = "".join(
-        f'<tr><td>{_e(name)}</td><td><span class="tlrp-pbar" style="width:{100 * float(probs[k]):.1f}px">'
-        f"</span></td><td>{probs[k]:.3f}</td></tr>" for k, name in enumerate(pred.class_names))
+        f'<tr{marked if k == pred.prediction else ""}><td>{_e(name)}</td>'
+        f'<td><span class="tlrp-pbar" style="width:{100 * float(probs[k]):.1f}px"></span></td>'
+        f"<td>{probs[k]:.3f}</td></tr>" for k, name in enumerate(pred.class_names))
     text = pred.text if pred.text is not None else " ".join(pred.tokens)
     return (f'<section class="tlrp-item"><div class="tlrp-meta">{" · ".join(bits)}</div>'
             f'<p class="tlrp-text">{_e(text)}</p><table class="tlrp-probs">{rows}</table></section>\n')
