@@ -544,7 +544,7 @@ def _subprocess_env():
 
 def test_python_dash_m_and_broken_pipe_are_quiet(model_path, tmp_path):
     corpus = tmp_path / "big.txt"
-    corpus.write_text("the movie was great fun\n" * 3000)
+    corpus.write_text("the movie was great fun\n" * 1000)
     cmd = (f"{sys.executable} -m textlrp explain -m {model_path} -i {corpus} --batch-size 64 "
            f"| head -n 1")
     proc = subprocess.run(["bash", "-o", "pipefail", "-c", cmd], capture_output=True, text=True,

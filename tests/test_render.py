@@ -117,6 +117,18 @@ def test_plain_ansi_has_numbers_oov_marks_and_no_escapes():
     assert "?: not in the vocabulary" in out
 
 
+@pytest.mark.parametrize("relevance, shown", [
+    ([1.5, -0.25], "a(+1.50) b(-0.25)"),
+    ([0.0123, 0.0], "a(+0.0123) b(+0.0000)"),
+    ([123.4, 1.0], "a(+123) b(+1)"),
+    ([3e30, -1.0], "a(+3.00e+30) b(-1.00e+00)"),
+    ([0.0, 0.0], "a(+0.00) b(+0.00)"),
+])
+def test_numbers_share_one_format_per_sentence(relevance, shown):
+    exp = make_exp(["a", "b"], relevance)
+    assert render.ansi_tokens(exp, color="none") == shown
+
+
 def test_truecolor_ansi_paints_the_extremes_with_the_scale_ends():
     exp = make_exp(["good", "bad", "the"], [3.0, -3.0, 0.01])
     out = render.ansi_tokens(exp, color="truecolor", theme="light")

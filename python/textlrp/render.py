@@ -198,17 +198,20 @@ def _check_theme(theme: str | None) -> Sequence[str]:
     return _LIGHT if theme == "light" else _DARK
 
 
-def _decimals(relevance: np.ndarray) -> int:
-    """Decimals that give the largest |relevance| three significant digits."""
+def _decimals(relevance: np.ndarray) -> str:
+    """A format giving the largest |relevance| three significant digits, the same for all
+    words of a sentence (fixed point, or exponents for very large or very small values)."""
     finite = relevance[np.isfinite(relevance)]
     m = float(np.max(np.abs(finite))) if finite.size else 0.0
     if m == 0.0:
-        return 2
-    return min(8, max(0, 2 - math.floor(math.log10(m))))
+        return "+.2f"
+    if m >= 1e5 or m < 1e-6:
+        return "+.2e"
+    return f"+.{min(8, max(0, 2 - math.floor(math.log10(m))))}f"
 
 
-def _fmt(v: float, decimals: int) -> str:
-    return f"{v:+.{decimals}f}" if math.isfinite(v) else str(v)
+def _fmt(v: float, spec: str) -> str:
+    return format(v, spec) if math.isfinite(v) else str(v)
 
 
 def _safe_token(token: str) -> str:
