@@ -412,7 +412,7 @@ def _float(v: Any) -> float | None:
 def _floats(a: Any) -> list[float | None]:
     arr = np.asarray(a, dtype=np.float64).ravel()
     if np.isfinite(arr).all():  # the common case, without a Python loop
-        return arr.tolist()  # type: ignore[no-any-return]
+        return list(arr.tolist())
     return [_float(v) for v in arr]
 
 
@@ -588,7 +588,7 @@ def html_header(title: str | None = None, *, subtitle: str | None = None,
     return body + "\n"
 
 
-def _token_html(token: str, value: float, scaled: float, is_oov: bool, dec: int) -> str:
+def _token_html(token: str, value: float, scaled: float, is_oov: bool, dec: str) -> str:
     title = f"relevance {_fmt(value, dec)}" + (" · not in the vocabulary" if is_oov else "")
     cls = "tlrp-tok tlrp-oov" if is_oov else "tlrp-tok"
     style = ""
