@@ -134,7 +134,7 @@ def test_values_and_theme(capsys, model_path):
 
 def test_oov_marked(capsys, model_path):
     out = ok(capsys, "explain", "-m", model_path, "the zorblax movie")
-    assert "zorblax?(" in out and "not in the vocabulary" in out
+    assert "zorblax?(" in out and "?: unknown word" in out
     out = ok(capsys, "explain", "-m", model_path, "the zorblax movie", "--color", "always")
     assert "\x1b[4m" in out and "underlined" in out
 

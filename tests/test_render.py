@@ -114,7 +114,7 @@ def test_plain_ansi_has_numbers_oov_marks_and_no_escapes():
     assert ESC not in out
     assert out.splitlines()[0] == "a(+0.10) fine(+2.00) zorb?(-0.50) film(+0.00)"
     assert "predicted pos" in out and "explained pos" in out and "lrp (signal-take-all, eps 0.001" in out
-    assert "?: not in the vocabulary" in out
+    assert "?: unknown word" in out
 
 
 @pytest.mark.parametrize("relevance, shown", [
@@ -143,6 +143,18 @@ def test_256_ansi_and_oov_underline_and_values():
     assert "\x1b[48;5;" in out and "\x1b[48;2;" not in out
     assert "\x1b[4m" in out and "underlined" in out
     assert "+1.00" in out and "-0.25" in out
+
+
+def test_wrapping_between_words():
+    exp = make_exp(["alpha", "beta", "gamma", "delta", "epsilon"], [1.0, -1.0, 0.5, 0.2, 0.0])
+    visible = re.compile(r"\x1b\[[0-9;]*m")
+    out = render.ansi_tokens(exp, color="truecolor", theme="light", width=12, indent=2)
+    lines = [visible.sub("", line) for line in out.split("\n")]
+    assert lines == ["alpha beta", "  gamma", "  delta", "  epsilon"]
+    assert all(len(line) <= 12 for line in lines)
+    assert "\n" not in render.ansi_tokens(exp, color="truecolor", theme="light")
+    long = make_exp(["a" * 30], [1.0])  # a word longer than the line stays whole
+    assert render.ansi_tokens(long, color="none", width=10) == "a" * 30 + "(+1.00)"
 
 
 def test_control_characters_in_tokens_do_not_reach_the_terminal():

@@ -16,6 +16,7 @@ import dataclasses
 import json
 import math
 import os
+import shutil
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -372,6 +373,9 @@ class _Writer:
         self.color = _color(args, out) if fmt == "ansi" else "none"
         self.theme = _theme(args)
         self.values = bool(getattr(args, "values", False))
+        # On a terminal, wrap between words ourselves: the terminal would cut through them.
+        self.width = (shutil.get_terminal_size().columns
+                      if self.color != "none" and _isatty(out) else None)
         self.any_oov = False
         self.count = 0
         self.errors = 0
@@ -411,10 +415,10 @@ class _Writer:
             prefix = "" if line is None else f"#{line} "
             if len(exps) == 1:
                 text = render.to_ansi(exps[0], color=self.color, values=self.values,
-                                      theme=self.theme, legend=False)
+                                      theme=self.theme, legend=False, width=self.width)
             else:
                 text = render.ansi_all_classes(exps, color=self.color, values=self.values,
-                                               theme=self.theme)
+                                               theme=self.theme, width=self.width)
             self._write(prefix + text + "\n" + ("\n" if self.corpus else ""))
 
     def prediction(self, line: int | None, pred: render.Prediction) -> None:

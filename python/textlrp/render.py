@@ -220,34 +220,54 @@ def _safe_token(token: str) -> str:
 
 
 def ansi_tokens(exp: Explanation, *, color: str | None = None, values: bool = False,
-                theme: str | None = None) -> str:
+                theme: str | None = None, width: int | None = None, indent: int = 0) -> str:
     """The words on one line, coloured by relevance (or annotated, if color is "none").
 
     With color "none" every word gets its relevance in parentheses and an out-of-vocabulary
     word a "?" suffix: ``great(+0.52) flibber?(-0.10)``. With colours, out-of-vocabulary
     words are underlined and values=True adds the numbers after the words.
+    width: wrap between words so that no line is longer (a terminal would cut words);
+    continuation lines start with indent spaces.
     """
     color = _check_color(color)
     relevance = np.asarray(exp.relevance, dtype=np.float64).ravel()
     scaled = scaled_relevance(relevance)
     oov = np.asarray(exp.oov, dtype=bool).ravel()
-    dec = _decimals(relevance)
+    spec = _decimals(relevance)
     anchors = _check_theme(theme) if color != "none" else _LIGHT
-    words = []
+    words: list[tuple[str, int]] = []  # (text with escapes, visible length)
     for k, token in enumerate(exp.tokens):
         token = _safe_token(str(token))
         is_oov = bool(oov[k]) if k < oov.size else False
         if color == "none":
-            words.append(f"{token}{'?' if is_oov else ''}({_fmt(relevance[k], dec)})")
+            plain = f"{token}{'?' if is_oov else ''}({_fmt(relevance[k], spec)})"
+            words.append((plain, len(plain)))
             continue
         style = _UNDERLINE if is_oov else ""
         if abs(scaled[k]) >= _NEUTRAL_CUTOFF:
             style += _sgr(_scale_color(float(scaled[k]), anchors), color)
         word = f"{style}{token}{_RESET}" if style else token
+        visible = len(token)
         if values:
-            word += f"{_DIM}{_fmt(relevance[k], dec)}{_RESET}"
-        words.append(word)
-    return " ".join(words)
+            number = _fmt(relevance[k], spec)
+            word += f"{_DIM}{number}{_RESET}"
+            visible += len(number)
+        words.append((word, visible))
+    return _wrap(words, width, indent)
+
+
+def _wrap(words: Sequence[tuple[str, int]], width: int | None, indent: int) -> str:
+    if width is None:
+        return " ".join(w for w, _ in words)
+    lines: list[list[str]] = [[]]
+    used = indent
+    for word, n in words:
+        if lines[-1] and used + 1 + n > width:
+            lines.append([])
+            used = indent
+        used += n + (1 if len(lines[-1]) else 0)
+        lines[-1].append(word)
+    return ("\n" + " " * indent).join(" ".join(line) for line in lines)
 
 
 def _method_text(exp: Explanation) -> str:
@@ -296,25 +316,25 @@ def ansi_legend(*, color: str | None = None, oov: bool = False, theme: str | Non
     color = _check_color(color)
     if color == "none":
         text = "(numbers: relevance for the explained class; + for, - against)"
-        return text + ("  ?: not in the vocabulary" if oov else "")
+        return text + ("  ?: unknown word" if oov else "")
     anchors = _check_theme(theme)
     steps = [-1.0, -0.75, -0.5, -0.25, 0.25, 0.5, 0.75, 1.0]
     bar = "".join(f"{_sgr(_scale_color(v, anchors), color)}  {_RESET}" for v in steps)
     text = f"{_DIM}against{_RESET} {bar} {_DIM}for the explained class{_RESET}"
     if oov:
-        text += f"   {_UNDERLINE}underlined{_RESET}{_DIM}: not in the vocabulary{_RESET}"
+        text += f"   {_UNDERLINE}underlined{_RESET}{_DIM}: unknown word{_RESET}"
     return text
 
 
 def to_ansi(exp: Explanation, *, color: str | None = None, values: bool = False,
-            theme: str | None = None, legend: bool = True) -> str:
+            theme: str | None = None, legend: bool = True, width: int | None = None) -> str:
     """Words coloured by relevance, then a summary line and a colour key (no final newline).
 
     color: None (detect for sys.stdout), "truecolor", "256" or "none" (plain text with numbers).
     theme: None (detect from COLORFGBG), "light" or "dark"; both are readable anywhere.
     """
     color = _check_color(color)
-    lines = [ansi_tokens(exp, color=color, values=values, theme=theme),
+    lines = [ansi_tokens(exp, color=color, values=values, theme=theme, width=width),
              ansi_summary(exp, color=color, values=values)]
     if legend:
         lines.append(ansi_legend(color=color, oov=bool(np.any(exp.oov)), theme=theme))
@@ -322,7 +342,8 @@ def to_ansi(exp: Explanation, *, color: str | None = None, values: bool = False,
 
 
 def ansi_all_classes(exps: Sequence[Explanation], *, color: str | None = None,
-                     values: bool = False, theme: str | None = None) -> str:
+                     values: bool = False, theme: str | None = None,
+                     width: int | None = None) -> str:
     """Explanations of one text for several targets: a summary, then one line per target.
 
     Each line is scaled to its own largest |relevance|; the predicted class is marked.
@@ -338,12 +359,14 @@ def ansi_all_classes(exps: Sequence[Explanation], *, color: str | None = None,
             f"(score {float(first.scores[p]):.3g}, p {probs[p]:.2f})  {dim}·{reset}  "
             f"{_method_text(first)}")
     lines = [head]
-    width = max(len(_safe_token(e.target_name)) for e in exps)
+    width_label = max(len(_safe_token(e.target_name)) for e in exps)
     for exp in exps:
         mark = "*" if exp.target == exp.prediction else " "
-        name = _safe_token(exp.target_name).ljust(width)
+        name = _safe_token(exp.target_name).ljust(width_label)
         label = f"{bold}{name}{reset}" if mark == "*" else name
-        lines.append(f"{mark} {label}  {ansi_tokens(exp, color=color, values=values, theme=theme)}")
+        words = ansi_tokens(exp, color=color, values=values, theme=theme, width=width,
+                            indent=width_label + 4)
+        lines.append(f"{mark} {label}  {words}")
     return "\n".join(lines)
 
 
