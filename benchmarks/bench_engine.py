@@ -10,7 +10,8 @@ Baselines:
 - reference: tests/reference.py, the plain per-sentence numpy code (timed on --ref-n sentences,
   rate extrapolated);
 - numpy batched: the same maths vectorised over a padded batch (reference.batch_lrp /
-  batch_gradient; sentences sorted by length, batches of 250, to keep padding small);
+  batch_gradient; sentences sorted by length, batches of 250, to keep padding small; timed on
+  --baseline-n sentences, as is torch);
 - torch: nn.LSTM bidirectional on packed sequences, batched gradient x input on CPU, in
   float32 (compare with textlrp float32) and float64 (compare with textlrp float64), with
   torch.set_num_threads set to the same thread count.
@@ -31,7 +32,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
-import reference as ref  # noqa: E402
+import reference as ref
 
 SST_TEST = ROOT.parent / "shared" / "data" / "sst" / "test.txt"
 E_DIM, HIDDEN, CLASSES, VOCAB = 60, 60, 5, 20000
@@ -125,6 +126,9 @@ def main(argv=None):
     ap.add_argument("--n", type=int, default=2000, help="sentences (default 2000)")
     ap.add_argument("--ref-n", type=int, default=200,
                     help="sentences for the per-sentence reference (rate extrapolated)")
+    ap.add_argument("--baseline-n", type=int, default=1000,
+                    help="sentences for the batched numpy and torch baselines (every k-th, so "
+                         "the length distribution stays; rate extrapolated)")
     args = ap.parse_args(argv)
 
     import textlrp
@@ -159,8 +163,9 @@ def main(argv=None):
     for t in thread_counts:
         for dtype, model in (("float64", model64), ("float32", model32)):
             for what, method in (("LRP", "lrp"), ("GI", "gi")):
-                add(what, "textlrp", dtype, t, rate(lambda: model.explain_batch(
-                    batch, method=method, threads=t), args.n, repeat=2))
+                add(what, "textlrp", dtype, t, rate(
+                    lambda model=model, method=method, t=t: model.explain_batch(
+                        batch, method=method, threads=t), args.n, repeat=2))
 
     sub = batch[:args.ref_n]
     impl = f"numpy per sentence (reference; {len(sub)} sentences, extrapolated)"
@@ -168,11 +173,13 @@ def main(argv=None):
     add("GI", impl, "float64", 1, rate(lambda: [ref.gradient(m, s) for s in sub], len(sub)))
 
     # numpy's BLAS may use every core; the row is "numpy as installed", compared at all cores
-    chunks = in_batches(batch, 250)
-    add("LRP", "numpy batched (padded, 250/batch)", "float64", cores,
-        rate(lambda: [ref.batch_lrp(m, c) for c in chunks], args.n))
-    add("GI", "numpy batched (padded, 250/batch)", "float64", cores,
-        rate(lambda: [ref.batch_gradient(m, c) for c in chunks], args.n))
+    base = batch[::max(1, args.n // max(1, args.baseline_n))][:args.baseline_n]
+    chunks = in_batches(base, 250)
+    label = f"{len(base)} sentences, 250/batch"
+    add("LRP", f"numpy batched, padded ({label})", "float64", cores,
+        rate(lambda: [ref.batch_lrp(m, c) for c in chunks], len(base)))
+    add("GI", f"numpy batched, padded ({label})", "float64", cores,
+        rate(lambda: [ref.batch_gradient(m, c) for c in chunks], len(base)))
 
     try:
         import torch
@@ -184,8 +191,9 @@ def main(argv=None):
             torch.set_num_threads(t)
             for name, dtype in (("float64", torch.float64), ("float32", torch.float32)):
                 tm = torch_model(torch, m, dtype)
-                add("GI", f"torch {torch.__version__.split('+')[0]} batched, packed (250/batch)",
-                    name, t, rate(lambda: [torch_gi_batch(torch, tm, c) for c in chunks], args.n))
+                add("GI", f"torch {torch.__version__.split('+')[0]} batched, packed ({label})",
+                    name, t, rate(lambda tm=tm: [torch_gi_batch(torch, tm, c) for c in chunks],
+                                  len(base)))
 
     # ratio = textlrp rate / baseline rate, same method, dtype and thread count; textlrp rows
     # show their speed-up over textlrp with 1 thread

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 import reference as ref
 from conftest import assert_close, build, make_random_model
 
@@ -33,11 +32,11 @@ def raises(exc, *match):
 
 
 @pytest.mark.parametrize("change,words", [
-    (dict(W_ih=np.zeros((16, E + 1))), ("W_ih", "shape", "input", "dim")),
-    (dict(W_ih=np.zeros((15, E))), ("4 \\* hidden", "rows", "shape", "W_ih")),
-    (dict(W_hh=np.zeros((16, 5))), ("W_hh", "shape", "hidden")),
-    (dict(b=np.zeros(15)), ("b", "shape", "bias")),
-    (dict(b=np.zeros((16, 1))), ("b", "shape", "bias", "1-D", "dim")),
+    ({"W_ih": np.zeros((16, E + 1))}, ("W_ih", "shape", "input", "dim")),
+    ({"W_ih": np.zeros((15, E))}, ("4 \\* hidden", "rows", "shape", "W_ih")),
+    ({"W_hh": np.zeros((16, 5))}, ("W_hh", "shape", "hidden")),
+    ({"b": np.zeros(15)}, ("b", "shape", "bias")),
+    ({"b": np.zeros((16, 1))}, ("b", "shape", "bias", "1-D", "dim")),
 ])
 def test_inconsistent_lstm_shapes(arrays, change, words):
     with raises(ValueError, *words):

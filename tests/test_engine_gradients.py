@@ -5,16 +5,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 import reference as ref
 from conftest import assert_close, build, make_random_model, random_sentences
 from test_engine_reference import torch_scores_and_gradient
 
 ARCHS = {
-    "uni": dict(e=4, layers=[(5, False)], head=[(None, False)]),
-    "bi": dict(e=4, layers=[(5, True)], head=[(6, True), (None, True)]),
-    "bi-uni-bi": dict(e=3, layers=[(4, True), (3, False), (5, True)],
-                      head=[(6, True), (5, False), (None, True)]),
+    "uni": {"e": 4, "layers": [(5, False)], "head": [(None, False)]},
+    "bi": {"e": 4, "layers": [(5, True)], "head": [(6, True), (None, True)]},
+    "bi-uni-bi": {"e": 3, "layers": [(4, True), (3, False), (5, True)],
+                      "head": [(6, True), (5, False), (None, True)]},
 }
 
 

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
 import reference as ref
 from conftest import assert_close, build, lrp_tolerance, make_random_model
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 layer_spec = st.tuples(st.integers(1, 6), st.booleans())
 head_spec = st.lists(st.tuples(st.integers(1, 6), st.booleans()), min_size=0, max_size=2)

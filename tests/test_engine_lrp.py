@@ -2,23 +2,22 @@
 
 from __future__ import annotations
 
-import numpy as np
-import pytest
-
-import reference as ref
 import zlib
 
+import numpy as np
+import pytest
+import reference as ref
 from conftest import assert_close, build, lrp_tolerance, make_random_model, random_sentences
 
 ARCHS = {
-    "uni1-head1": dict(e=4, layers=[(5, False)], head=[(None, True)]),
-    "uni1-head1-nobias": dict(e=3, layers=[(4, False)], head=[(None, False)]),
-    "bi1-head2": dict(e=4, layers=[(5, True)], head=[(6, True), (None, False)]),
-    "bi2-mixed": dict(e=5, layers=[(4, True), (3, True)], head=[(None, True)]),
-    "bi-uni-bi": dict(e=3, layers=[(5, True), (3, False), (4, True)],
-                      head=[(6, True), (7, False), (None, True)]),
-    "uni-bi-head3-nobias": dict(e=4, layers=[(3, False), (6, True)],
-                                head=[(5, False), (4, False), (None, False)]),
+    "uni1-head1": {"e": 4, "layers": [(5, False)], "head": [(None, True)]},
+    "uni1-head1-nobias": {"e": 3, "layers": [(4, False)], "head": [(None, False)]},
+    "bi1-head2": {"e": 4, "layers": [(5, True)], "head": [(6, True), (None, False)]},
+    "bi2-mixed": {"e": 5, "layers": [(4, True), (3, True)], "head": [(None, True)]},
+    "bi-uni-bi": {"e": 3, "layers": [(5, True), (3, False), (4, True)],
+                      "head": [(6, True), (7, False), (None, True)]},
+    "uni-bi-head3-nobias": {"e": 4, "layers": [(3, False), (6, True)],
+                                "head": [(5, False), (4, False), (None, False)]},
 }
 PARAMS = [  # (eps, bias_factor)
     (1e-3, 0.0), (1e-3, 1.0), (0.1, 0.5), (1e-6, 1.0), (2.0, 0.0),
@@ -56,7 +55,7 @@ def test_lrp_matches_reference(arch, rule, eps, bias_factor):
 
 @pytest.mark.parametrize("rule", ref.RULES)
 def test_conservation_with_bias_factor_one(arch, rule):
-    m, model = arch
+    _m, model = arch
     rng = np.random.default_rng(8)
     batch = random_sentences(rng, 6, 40, 1, 25)
     for eps in (1e-3, 0.05):
@@ -81,7 +80,7 @@ def test_lengths_1_to_60_in_one_mixed_batch():
     preds = model.predict(batch, deleted=deleted)
     assert preds.shape == (60, 3)
     for ids, dl, e, p in zip(batch, deleted, exps, preds):
-        word, emb, rest, scores = ref.lrp(m, ids, eps=1e-3, bias_factor=1.0, deleted=dl)
+        word, emb, _rest, scores = ref.lrp(m, ids, eps=1e-3, bias_factor=1.0, deleted=dl)
         assert_close(p, scores, what="predict")
         assert_close(e.embedding_relevance, emb, what=f"T={len(ids)}")
         assert_close(e.relevance, word, what=f"T={len(ids)}")
@@ -89,10 +88,10 @@ def test_lengths_1_to_60_in_one_mixed_batch():
 
 
 def test_explain_batch_equals_explain(arch):
-    m, model = arch
+    _m, model = arch
     rng = np.random.default_rng(10)
     batch = random_sentences(rng, 9, 40, 1, 20)
-    kw = dict(method="lrp", eps=0.01, bias_factor=0.3, rule="abs")
+    kw = {"method": "lrp", "eps": 0.01, "bias_factor": 0.3, "rule": "abs"}
     exps = model.explain_batch(batch, target=2, **kw)
     for ids, e in zip(batch, exps):
         one = model.explain(ids, target=2, **kw)
@@ -111,7 +110,7 @@ def test_deleted_position_gets_only_bias_and_stabiliser_share():
     np.testing.assert_array_equal(e0.embedding_relevance[2], np.zeros(4))
     e1 = model.explain(ids, deleted=[2], bias_factor=1.0, rule="half")
     assert np.abs(e1.embedding_relevance[2]).max() > 0
-    word, emb, rest, scores = ref.lrp(m, ids, bias_factor=1.0, rule="half", deleted=[2])
+    _word, emb, _rest, _scores = ref.lrp(m, ids, bias_factor=1.0, rule="half", deleted=[2])
     assert_close(e1.embedding_relevance, emb)
     # deleting = the same as a vocabulary row of zeros
     m_zero = dict(m, embedding=np.concatenate([m["embedding"], np.zeros((1, 4))]))
@@ -152,8 +151,8 @@ def test_thread_count_does_not_change_results():
     model = build(m)
     batch = random_sentences(rng, 41, 60, 1, 30)
     deleted = [[len(s) // 2] if n % 4 == 0 else [] for n, s in enumerate(batch)]
-    for method, kw in [("lrp", dict(rule="signal-take-all")), ("lrp", dict(rule="prop",
-                       bias_factor=1.0)), ("gi", {}), ("sa", {}), ("occlusion", {})]:
+    for method, kw in [("lrp", {"rule": "signal-take-all"}), ("lrp", {"rule": "prop",
+                       "bias_factor": 1.0}), ("gi", {}), ("sa", {}), ("occlusion", {})]:
         runs = [model.explain_batch(batch, method=method, deleted=deleted, threads=t, **kw)
                 for t in (1, 2, 3, 8)]
         for other in runs[1:]:
@@ -185,7 +184,7 @@ def test_float32_model_agrees_with_float64(rule):
     batch = random_sentences(rng, 20, 50, 1, 25)
     for method in ("lrp", "gi", "sa"):
         # fixed target: near-ties may make the two dtypes predict different classes
-        kw = dict(method=method, bias_factor=1.0, target=1, rule=rule, eps=eps)
+        kw = {"method": method, "bias_factor": 1.0, "target": 1, "rule": rule, "eps": eps}
         e64, e32 = m64.explain_batch(batch, **kw), m32.explain_batch(batch, **kw)
         tol = 20 * u / eps if method == "lrp" else 100 * u
         for a, b in zip(e64, e32):
@@ -202,7 +201,7 @@ def test_long_sentence():
                           scale=0.3)
     ids = rng.integers(0, 30, size=400).tolist()
     e = build(m).explain(ids, bias_factor=1.0, rule="abs", deleted=[0, 199, 399])
-    word, emb, rest, scores = ref.lrp(m, ids, bias_factor=1.0, rule="abs", deleted=[0, 199, 399])
+    _word, emb, rest, _scores = ref.lrp(m, ids, bias_factor=1.0, rule="abs", deleted=[0, 199, 399])
     assert_close(e.embedding_relevance, emb)
     assert abs(e.rest - rest) <= 1e-10 * max(1.0, np.abs(emb).max())
 
@@ -245,3 +244,22 @@ def test_concurrent_python_threads_share_a_model():
         for a, b in zip(s, p):
             np.testing.assert_array_equal(a.relevance, b.relevance)
             np.testing.assert_array_equal(a.scores, b.scores)
+
+
+@pytest.mark.parametrize("rule", ref.RULES)
+def test_same_call_gives_identical_bits(rule):
+    """Run-to-run determinism: results must not depend on where the heap puts the engine's
+    buffers (the thread-count and batch-composition guarantees rest on this)."""
+    m = make_random_model(np.random.default_rng(zlib.crc32(b"uni-bi-head3-nobias")),
+                          **ARCHS["uni-bi-head3-nobias"], V=40, C=4)
+    model = build(m)
+    ids = random_sentences(np.random.default_rng(10), 1, 40, 16, 16)[0]
+    rng = np.random.default_rng(0)
+    keep = []
+    results = set()
+    for _ in range(100):
+        keep.append(np.empty(int(rng.integers(1, 50))))  # move later allocations around
+        e = model.explain_batch([ids], method="lrp", eps=0.01, bias_factor=0.3, rule=rule,
+                                target=2, threads=1)[0]
+        results.add(e.embedding_relevance.tobytes() + np.float64(e.rest).tobytes())
+    assert len(results) == 1, f"{len(results)} different results for one identical call"

@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 import reference as ref
 from conftest import make_random_model, random_sentences
 
 ARCHS = {
-    "uni": dict(layers=[(5, False)], head=[(None, True)]),
-    "bi": dict(layers=[(4, True)], head=[(6, True), (None, False)]),
-    "stack3": dict(layers=[(5, True), (3, False), (4, True)],
-                   head=[(6, True), (7, False), (None, True)]),
+    "uni": {"layers": [(5, False)], "head": [(None, True)]},
+    "bi": {"layers": [(4, True)], "head": [(6, True), (None, False)]},
+    "stack3": {"layers": [(5, True), (3, False), (4, True)],
+                   "head": [(6, True), (7, False), (None, True)]},
 }
 
 
@@ -90,7 +89,7 @@ def test_reference_signal_take_all_known_small_case():
     R_h = 2.0 * o * np.tanh(c) / (s + eps * np.sign(s)) * s
     R_zg = c / (c + eps * np.sign(c)) * R_h
     R_x = 0.7 * 1.5 / (z[2] + eps * np.sign(z[2])) * R_zg
-    word, emb, rest, scores = ref.lrp(m, [0], eps=eps)
+    word, _emb, rest, scores = ref.lrp(m, [0], eps=eps)
     np.testing.assert_allclose(scores, [s], rtol=1e-15)
     np.testing.assert_allclose(word, [R_x], rtol=1e-14)
     assert rest == 0.0  # bias_factor 0 and zero initial states: nothing to the rest
@@ -191,9 +190,9 @@ def test_batched_twin_matches_per_sentence(arch, rule):
     batch = random_sentences(rng, 7, 20, 1, 13)
     deleted = [[0], [], [1, 2], [], [0], [], []]
     deleted = [[t for t in dl if t < len(s)] for dl, s in zip(deleted, batch)]
-    kw = dict(eps=0.01, bias_factor=0.5, rule=rule)
+    kw = {"eps": 0.01, "bias_factor": 0.5, "rule": rule}
     words, rest, scores = ref.batch_lrp(m, batch, deleted=deleted, target=2, **kw)
-    Gs, xs, scores_g = ref.batch_gradient(m, batch, deleted=deleted)
+    Gs, xs, _scores_g = ref.batch_gradient(m, batch, deleted=deleted)
     for n, ids in enumerate(batch):
         w, _, r, s = ref.lrp(m, ids, target=2, deleted=deleted[n], **kw)
         tol = 1e-12 * max_abs(w)
