@@ -219,78 +219,126 @@ void grow(std::vector<T>& v, std::size_t n) {
     if (v.size() < n) v.resize(n);
 }
 
-// One worker's scratch memory: O(T * width) per sequence, reused across sequences.
+// Y[b] += X[b] * M for S rows given by pointers (rows of different sequences).
 template <class T>
-class Runner {
+void gemm_ptr(int S, int K, int N, const T* const* X, const T* M, std::ptrdiff_t ldm, T* const* Y) {
+    int s = 0;
+#if defined(__GNUC__)
+#if defined(__AVX512F__)
+    for (; s + 8 <= S; s += 8) gemm_rows<T, 8, 2>(K, N, X + s, M, ldm, Y + s);
+#endif
+    for (; s + 4 <= S; s += 4) gemm_rows<T, 4, 2>(K, N, X + s, M, ldm, Y + s);
+#endif
+    for (; s < S; ++s) gemm_acc(1, K, N, X[s], 0, M, ldm, Y[s], 0);
+}
+
+// One sequence's workspace: O(T * width), reused from one sequence to the next.
+template <class T>
+struct Seq {
+    int len = 0;
+    std::vector<T> x0;                    // [T, e] first-layer input
+    std::vector<LayerState<T>> base;      // states of the input as given
+    std::vector<LayerState<T>> alt;       // scratch for occlusion
+    std::vector<std::vector<T>> head_in;  // input of each dense layer
+    std::vector<std::vector<T>> head_y;   // pre-activation of each dense layer
+    std::vector<std::vector<T>> r;        // backward buffers per layer input, [T, in_l]
+    std::vector<T> top;                   // [T, out_last]: what the head sends to the last layer
+    std::vector<T> carry_c, carry_h, tmp;  // per-direction carries of the backward passes
+    std::vector<T> steps, wx, s2;         // per-step rows deferred to one matrix product
+    T rest = 0;
+
+    const T* scores() const { return head_y.back().data(); }
+};
+
+using States = int;  // selects Seq::base (0) or Seq::alt (1)
+
+// Runs groups of sequences of similar length in lock step, so that each step's recurrent
+// matrix product serves up to eight sequences per pass over the weights. The arithmetic
+// done for one sequence does not depend on which others share its group.
+template <class T>
+class Group {
 public:
-    explicit Runner(const Model<T>& m) : m_(m) {
-        base_.resize(m.layers.size());
-        alt_.resize(m.layers.size());
-        for (std::size_t l = 0; l < m.layers.size(); ++l) {
-            base_[l].dirs.resize(m.layers[l].dirs.size());
-            alt_[l].dirs.resize(m.layers[l].dirs.size());
-        }
-        head_in_.resize(m.head.size());
-        head_y_.resize(m.head.size());
-        for (std::size_t k = 0; k < m.head.size(); ++k) {
-            head_in_[k].resize(m.head[k].in);
-            head_y_[k].resize(m.head[k].out);
+    static constexpr int capacity = 8;
+
+    explicit Group(const Model<T>& m) : m_(m), seqs_(capacity) {
+        int widest = 0;
+        for (const auto& layer : m.layers)
+            for (const auto& dir : layer.dirs) widest = std::max(widest, dir.d);
+        zeros_.assign(widest, T(0));
+        for (auto& q : seqs_) {
+            q.base.resize(m.layers.size());
+            q.alt.resize(m.layers.size());
+            for (std::size_t l = 0; l < m.layers.size(); ++l) {
+                q.base[l].dirs.resize(m.layers[l].dirs.size());
+                q.alt[l].dirs.resize(m.layers[l].dirs.size());
+            }
+            q.head_in.resize(m.head.size());
+            q.head_y.resize(m.head.size());
+            for (std::size_t k = 0; k < m.head.size(); ++k) {
+                q.head_in[k].resize(m.head[k].in);
+                q.head_y[k].resize(m.head[k].out);
+            }
         }
     }
 
-    // Embeds ids[0..T) (zeros at deleted positions) and runs all layers and the head.
-    void forward(const std::int64_t* ids, const std::uint8_t* deleted, int len) {
-        T_ = len;
+    Seq<T>& seq(int b) { return seqs_[b]; }
+
+    // Embeds ids[0..len) into q, zeros at deleted positions.
+    void embed(Seq<T>& q, const std::int64_t* ids, const std::uint8_t* deleted, int len) const {
+        q.len = len;
         const int e = m_.embedding_dim;
-        grow(x0_, std::size_t(len) * e);
+        grow(q.x0, std::size_t(len) * e);
         for (int t = 0; t < len; ++t) {
-            T* row = x0_.data() + std::size_t(t) * e;
+            T* row = q.x0.data() + std::size_t(t) * e;
             if (deleted && deleted[t])
                 std::fill(row, row + e, T(0));
             else
                 std::memcpy(row, m_.embedding.data() + std::size_t(ids[t]) * e, sizeof(T) * e);
         }
-        run_layers(base_, 0, len);
-        head_forward(base_.back());
     }
 
-    const T* scores() const { return head_y_.back().data(); }
+    // All layers and the head; g sorted by decreasing length.
+    void forward(Seq<T>* const* g, int G) {
+        run_layers(g, G, 0, 0);
+        for (int b = 0; b < G; ++b) head_forward(*g[b], 0);
+    }
 
-    std::int64_t pick_target(std::int64_t requested) const {
+    std::int64_t pick_target(const Seq<T>& q, std::int64_t requested) const {
         if (requested >= 0) return requested;
-        const T* s = scores();
+        const T* s = q.scores();
         return std::max_element(s, s + m_.n_classes()) - s;  // first maximum on ties
     }
 
-    T lrp(std::int64_t target, const LrpParams& p, T* relevance, T* emb_rel);
-    void gradient(std::int64_t target, T* grad, T* sa, T* gi);
-    void occlusion(std::int64_t target, const std::uint8_t* deleted, T* drop);
+    void lrp(Seq<T>* const* g, int G, const std::int64_t* targets, const LrpParams& p);
+    void gradient(Seq<T>* const* g, int G, const std::int64_t* targets);
+    void occlusion(Seq<T>& q, std::int64_t target, const std::uint8_t* deleted, T* drop);
 
 private:
     const Model<T>& m_;
-    int T_ = 0;
-    std::vector<T> x0_;                     // [T, e] first-layer input
-    std::vector<LayerState<T>> base_;       // states of the intact (or deleted-as-asked) input
-    std::vector<LayerState<T>> alt_;        // scratch for occlusion
-    std::vector<std::vector<T>> head_in_;   // input of each dense layer
-    std::vector<std::vector<T>> head_y_;    // pre-activation of each dense layer
-    std::vector<std::vector<T>> r_;         // backward buffers per layer input, [T, in_l]
-    std::vector<T> top_;                    // [T, out_last]: what the head sends to the last layer
-    std::vector<T> v1_, v2_, v3_, v4_;      // small vectors of the backward passes
-    std::vector<T> steps_, steps2_, s2_;    // per-step rows deferred to one matrix product
+    std::vector<Seq<T>> seqs_;
+    const T* xs_[capacity];
+    T* ys_[capacity];
+    std::vector<T> zeros_;  // stands for c_0 = 0
 
-    const T* layer_input(const std::vector<LayerState<T>>& st, std::size_t l) const {
-        return l == 0 ? x0_.data() : st[l - 1].y.data();
+    static std::vector<LayerState<T>>& states(Seq<T>& q, States which) {
+        return which ? q.alt : q.base;
+    }
+
+    static const T* layer_input(Seq<T>& q, States which, std::size_t l) {
+        return l == 0 ? q.x0.data() : states(q, which)[l - 1].y.data();
     }
 
     static int position(int s, int len, std::size_t dir) { return dir == 0 ? s : len - 1 - s; }
 
-    // One LSTM step from the input projection zx = W_ih x + b and the previous state.
-    static void step(const LstmDirection<T>& D, const T* zx, const T* h_prev, const T* c_prev,
-                     T* z, T* a, T* c, T* tc, T* h) {
-        const int d = D.d, n = 4 * d;
-        std::memcpy(z, zx, sizeof(T) * n);
-        if (h_prev) vecmat_acc(d, n, h_prev, D.W_hh_t.data(), z);
+    // Number of sequences of g (sorted by decreasing length) still running at step s.
+    static int active(Seq<T>* const* g, int G, int s) {
+        int n = 0;
+        while (n < G && g[n]->len > s) ++n;
+        return n;
+    }
+
+    // Gates, cell and output of one step, from the full pre-activation z.
+    static void activate(int d, const T* z, const T* c_prev, T* a, T* c, T* tc, T* h) {
         sigmoid_inplace(z, a, 2 * d);
         tanh_inplace(z + 2 * d, a + 2 * d, d);
         sigmoid_inplace(z + 3 * d, a + 3 * d, d);
@@ -312,34 +360,52 @@ private:
         gemm_acc(len, in, n, first, ldx, D.W_ih_t.data(), n, zx, n);
     }
 
-    // Runs layers [from, L) of state `st` over len steps; layer `from` reads its input
-    // from layer_input(st, from).
-    void run_layers(std::vector<LayerState<T>>& st, std::size_t from, int len) {
+    // Runs layers [from, L) of the chosen states of every sequence of g.
+    void run_layers(Seq<T>* const* g, int G, States which, std::size_t from) {
         for (std::size_t l = from; l < m_.layers.size(); ++l) {
             const auto& layer = m_.layers[l];
-            auto& ls = st[l];
             const int out = layer.out();
-            grow(ls.y, std::size_t(len) * out);
-            const T* x = layer_input(st, l);
+            for (int b = 0; b < G; ++b) {
+                Seq<T>& q = *g[b];
+                const std::size_t len = q.len;
+                auto& ls = states(q, which)[l];
+                grow(ls.y, len * out);
+                for (std::size_t k = 0; k < layer.dirs.size(); ++k) {
+                    const auto& D = layer.dirs[k];
+                    auto& ds = ls.dirs[k];
+                    const std::size_t n = 4 * std::size_t(D.d), d = D.d;
+                    grow(ds.zx, len * n);
+                    grow(ds.z, len * n);
+                    grow(ds.a, len * n);
+                    grow(ds.c, len * d);
+                    grow(ds.tc, len * d);
+                    grow(ds.h, len * d);
+                    project(D, layer_input(q, which, l), q.len, k, ds.zx.data());
+                }
+            }
             int off = 0;
             for (std::size_t k = 0; k < layer.dirs.size(); ++k) {
                 const auto& D = layer.dirs[k];
-                auto& ds = ls.dirs[k];
                 const std::size_t n = 4 * std::size_t(D.d), d = D.d;
-                grow(ds.zx, len * n);
-                grow(ds.z, len * n);
-                grow(ds.a, len * n);
-                grow(ds.c, len * d);
-                grow(ds.tc, len * d);
-                grow(ds.h, len * d);
-                project(D, x, len, k, ds.zx.data());
-                for (int s = 0; s < len; ++s) {
-                    step(D, ds.zx.data() + s * n, s ? ds.h.data() + (s - 1) * d : nullptr,
-                         s ? ds.c.data() + (s - 1) * d : nullptr, ds.z.data() + s * n,
-                         ds.a.data() + s * n, ds.c.data() + s * d, ds.tc.data() + s * d,
-                         ds.h.data() + s * d);
-                    std::memcpy(ls.y.data() + std::size_t(position(s, len, k)) * out + off,
-                                ds.h.data() + s * d, sizeof(T) * d);
+                for (int s = 0; s < g[0]->len; ++s) {
+                    const int na = active(g, G, s);
+                    for (int b = 0; b < na; ++b) {
+                        auto& ds = states(*g[b], which)[l].dirs[k];
+                        std::memcpy(ds.z.data() + s * n, ds.zx.data() + s * n, sizeof(T) * n);
+                        xs_[b] = ds.h.data() + (s - 1) * d;
+                        ys_[b] = ds.z.data() + s * n;
+                    }
+                    if (s > 0) gemm_ptr(na, D.d, int(n), xs_, D.W_hh_t.data(), n, ys_);
+                    for (int b = 0; b < na; ++b) {
+                        Seq<T>& q = *g[b];
+                        auto& ls = states(q, which)[l];
+                        auto& ds = ls.dirs[k];
+                        activate(D.d, ds.z.data() + s * n, s ? ds.c.data() + (s - 1) * d : nullptr,
+                                 ds.a.data() + s * n, ds.c.data() + s * d, ds.tc.data() + s * d,
+                                 ds.h.data() + s * d);
+                        std::memcpy(ls.y.data() + std::size_t(position(s, q.len, k)) * out + off,
+                                    ds.h.data() + s * d, sizeof(T) * d);
+                    }
                 }
                 off += D.d;
             }
@@ -347,284 +413,312 @@ private:
     }
 
     // Features = each last-layer direction's state after its final step.
-    void head_forward(const LayerState<T>& top) {
-        T* f = head_in_[0].data();
+    void head_forward(Seq<T>& q, States which) {
+        T* f = q.head_in[0].data();
         const auto& layer = m_.layers.back();
+        const auto& top = states(q, which).back();
         for (std::size_t k = 0; k < layer.dirs.size(); ++k) {
             const int d = layer.dirs[k].d;
-            std::memcpy(f, top.dirs[k].h.data() + std::size_t(T_ - 1) * d, sizeof(T) * d);
+            std::memcpy(f, top.dirs[k].h.data() + std::size_t(q.len - 1) * d, sizeof(T) * d);
             f += d;
         }
         for (std::size_t k = 0; k < m_.head.size(); ++k) {
             const auto& L = m_.head[k];
-            T* y = head_y_[k].data();
+            T* y = q.head_y[k].data();
             std::copy(L.b.begin(), L.b.end(), y);
-            const T* a = head_in_[k].data();
-            for (int i = 0; i < L.in; ++i) axpy(L.out, a[i], L.W_t.data() + std::size_t(i) * L.out, y);
+            gemm_acc(1, L.in, L.out, q.head_in[k].data(), 0, L.W_t.data(), L.out, y, 0);
             if (k + 1 < m_.head.size())
-                for (int j = 0; j < L.out; ++j) head_in_[k + 1][j] = std::max(y[j], T(0));
+                for (int j = 0; j < L.out; ++j) q.head_in[k + 1][j] = std::max(y[j], T(0));
         }
     }
 
-    // Allocates and zeroes the per-layer backward buffers and top_, and returns the
-    // feature-level vector the head pass fills (top_ is filled by scatter_features).
-    void prepare_backward() {
+    // Zeroes the backward buffers of q.
+    void prepare_backward(Seq<T>& q) {
         const std::size_t L = m_.layers.size();
-        r_.resize(L);
+        q.r.resize(L);
         for (std::size_t l = 0; l < L; ++l) {
-            const std::size_t n = std::size_t(T_) * m_.layers[l].in();
-            grow(r_[l], n);
-            std::fill(r_[l].begin(), r_[l].begin() + n, T(0));
+            const std::size_t n = std::size_t(q.len) * m_.layers[l].in();
+            grow(q.r[l], n);
+            std::fill(q.r[l].begin(), q.r[l].begin() + n, T(0));
         }
-        const std::size_t n = std::size_t(T_) * m_.layers.back().out();
-        grow(top_, n);
-        std::fill(top_.begin(), top_.begin() + n, T(0));
+        const std::size_t n = std::size_t(q.len) * m_.layers.back().out();
+        grow(q.top, n);
+        std::fill(q.top.begin(), q.top.begin() + n, T(0));
+        q.rest = 0;
     }
 
     // Puts a feature-level vector onto the last layer's outputs: forward direction at
     // position T-1, backward direction at position 0.
-    void scatter_features(const T* f) {
+    void scatter_features(Seq<T>& q, const T* f) {
         const auto& layer = m_.layers.back();
         const int out = layer.out();
         int off = 0;
         for (std::size_t k = 0; k < layer.dirs.size(); ++k) {
             const int d = layer.dirs[k].d;
-            const int t = position(T_ - 1, T_, k);
-            std::memcpy(top_.data() + std::size_t(t) * out + off, f + off, sizeof(T) * d);
+            const int t = position(q.len - 1, q.len, k);
+            std::memcpy(q.top.data() + std::size_t(t) * out + off, f + off, sizeof(T) * d);
             off += d;
         }
     }
 
     // Buffer holding what reaches layer l's outputs from above.
-    T* from_above(std::size_t l) { return l + 1 == m_.layers.size() ? top_.data() : r_[l + 1].data(); }
+    T* from_above(Seq<T>& q, std::size_t l) {
+        return l + 1 == m_.layers.size() ? q.top.data() : q.r[l + 1].data();
+    }
+
+    void head_lrp(Seq<T>& q, std::int64_t target, T eps, T bf);
+    void head_gradient(Seq<T>& q, std::int64_t target);
 };
 
 template <class T>
-T Runner<T>::lrp(std::int64_t target, const LrpParams& p, T* relevance, T* emb_rel) {
-    const T eps = T(p.eps), bf = T(p.bias_factor);
-    prepare_backward();
-
-    // Head: epsilon rule layer by layer, starting from the target score alone.
-    std::size_t C = m_.n_classes();
-    grow(v1_, C);
-    std::fill(v1_.begin(), v1_.begin() + C, T(0));
-    v1_[target] = scores()[target];
+void Group<T>::head_lrp(Seq<T>& q, std::int64_t target, T eps, T bf) {
+    // Epsilon rule layer by layer, starting from the target score alone.
+    std::vector<T>& rel = q.carry_c;
+    std::vector<T>& coef = q.carry_h;
+    std::vector<T>& below = q.tmp;
+    const std::size_t C = m_.n_classes();
+    grow(rel, C);
+    std::fill(rel.begin(), rel.begin() + C, T(0));
+    rel[target] = q.scores()[target];
     for (std::size_t k = m_.head.size(); k-- > 0;) {
         const auto& L = m_.head[k];
-        const T* y = head_y_[k].data();
-        const T* a = head_in_[k].data();
-        grow(v2_, L.out);
-        grow(v3_, L.in);
+        const T* y = q.head_y[k].data();
+        const T* a = q.head_in[k].data();
+        grow(coef, L.out);
+        grow(below, L.in);
         T S = 0;
         for (int j = 0; j < L.out; ++j) {
             const T sj = sign1(y[j]);
-            v2_[j] = v1_[j] / (y[j] + eps * sj);
-            S += (L.b[j] + eps * sj) * v2_[j];
+            coef[j] = rel[j] / (y[j] + eps * sj);
+            S += (L.b[j] + eps * sj) * coef[j];
         }
         S = bf * S / T(L.in);
-        std::fill(v3_.begin(), v3_.begin() + L.in, T(0));
-        for (int j = 0; j < L.out; ++j) axpy(L.in, v2_[j], L.W.data() + std::size_t(j) * L.in, v3_.data());
-        grow(v1_, L.in);
-        for (int i = 0; i < L.in; ++i) v1_[i] = a[i] * v3_[i] + S;  // ReLU passes relevance unchanged
+        std::fill(below.begin(), below.begin() + L.in, T(0));
+        gemm_acc(1, L.out, L.in, coef.data(), 0, L.W.data(), L.in, below.data(), 0);
+        grow(rel, L.in);
+        for (int i = 0; i < L.in; ++i) rel[i] = a[i] * below[i] + S;  // ReLU passes relevance unchanged
     }
-    scatter_features(v1_.data());
-
-    T rest = 0;
-    const bool gates = p.rule != Rule::signal_take_all;
-    for (std::size_t l = m_.layers.size(); l-- > 0;) {
-        const auto& layer = m_.layers[l];
-        const auto& ls = base_[l];
-        const T* above = from_above(l);
-        const T* x = layer_input(base_, l);
-        T* rx = r_[l].data();
-        const int out = layer.out(), in = layer.in();
-        int off = 0;
-        for (std::size_t k = 0; k < layer.dirs.size(); ++k) {
-            const auto& D = layer.dirs[k];
-            const auto& ds = ls.dirs[k];
-            const int d = D.d, n = 4 * d;
-            grow(v1_, d);  // R(c), carried backwards
-            grow(v2_, d);  // R(h_prev), carried backwards
-            grow(v3_, n);  // coefficients R(z_k) / stab(z_k) per gate row
-            grow(v4_, d);
-            grow(steps_, std::size_t(T_) * n);
-            grow(steps2_, std::size_t(T_) * in);
-            grow(s2_, T_);
-            T* rc = v1_.data();
-            T* rh = v2_.data();
-            std::fill(rc, rc + d, T(0));
-            std::fill(rh, rh + d, T(0));
-            const int rows = gates ? 3 * d : d;
-            const int first = gates ? 0 : 2 * d;
-            for (int s = T_ - 1; s >= 0; --s) {
-                T* coef = steps_.data() + std::size_t(s) * n;
-                const int t = position(s, T_, k);
-                const T* a = ds.a.data() + std::size_t(s) * n;
-                const T* z = ds.z.data() + std::size_t(s) * n;
-                const T* c = ds.c.data() + std::size_t(s) * d;
-                const T* c_prev = s ? ds.c.data() + std::size_t(s - 1) * d : nullptr;
-                const T* h_prev = s ? ds.h.data() + std::size_t(s - 1) * d : nullptr;
-                const T* r_out = above + std::size_t(t) * out + off;
-                // h = o * tanh(c): all of R(h) goes to c.
-                for (int j = 0; j < d; ++j) rc[j] += r_out[j] + rh[j];
-                // c = f * c_prev + i * g: epsilon rule, identity weights, N = 2d.
-                T S = 0;
-                for (int j = 0; j < d; ++j) {
-                    const T sj = sign1(c[j]);
-                    S += eps * sj / (c[j] + eps * sj) * rc[j];
-                }
-                S = bf * S / T(2 * d);
-                std::fill(coef, coef + n, T(0));
-                for (int j = 0; j < d; ++j) {
-                    const T i = a[j], f = a[d + j], g = a[2 * d + j];
-                    const T cp = c_prev ? c_prev[j] : T(0);
-                    const T fc = f * cp, ig = i * g;
-                    const T q = rc[j] / (c[j] + eps * sign1(c[j]));
-                    const T r_fc = fc * q + S, r_ig = ig * q + S;
-                    T w_fc = 1, w_ig = 1;  // share of the source (c_prev, g)
-                    switch (p.rule) {
-                        case Rule::signal_take_all: break;
-                        case Rule::half: w_fc = w_ig = T(0.5); break;
-                        case Rule::prop:
-                            w_fc = cp / (f + cp + eps * sign1(f + cp));
-                            w_ig = g / (i + g + eps * sign1(i + g));
-                            break;
-                        case Rule::abs: {
-                            const T nf = std::abs(f) + std::abs(cp), ni = std::abs(i) + std::abs(g);
-                            w_fc = nf > T(0) ? std::abs(cp) / nf : T(0.5);
-                            w_ig = ni > T(0) ? std::abs(g) / ni : T(0.5);
-                            break;
-                        }
-                    }
-                    const T r_cp = w_fc * r_fc, r_g = w_ig * r_ig;
-                    rc[j] = r_cp;
-                    coef[2 * d + j] = r_g / (z[2 * d + j] + eps * sign1(z[2 * d + j]));
-                    if (gates) {
-                        coef[j] = (r_ig - r_g) / (z[j] + eps * sign1(z[j]));
-                        coef[d + j] = (r_fc - r_cp) / (z[d + j] + eps * sign1(z[d + j]));
-                    }
-                }
-                // Gate pre-activations -> x_t and h_prev, epsilon rule, N = in + d. The x_t
-                // part does not feed later steps: it is done for all steps at once below.
-                T S2 = 0;
-                for (int r = first; r < first + rows; ++r)
-                    S2 += (D.b[r] + eps * sign1(z[r])) * coef[r];
-                S2 = bf * S2 / T(in + d);
-                s2_[s] = S2;
-                T* tmp = v4_.data();
-                std::fill(tmp, tmp + d, T(0));
-                if (h_prev) vecmat_acc(rows, d, coef + first, D.W_hh.data() + std::size_t(first) * d, tmp);
-                for (int j = 0; j < d; ++j) rh[j] = (h_prev ? h_prev[j] * tmp[j] : T(0)) + S2;
-            }
-            T* wx = steps2_.data();  // [T, in]: W_ih^T coef per step
-            std::fill(wx, wx + std::size_t(T_) * in, T(0));
-            gemm_acc(T_, rows, in, steps_.data() + first, n, D.W_ih.data() + std::size_t(first) * in,
-                     in, wx, in);
-            for (int s = 0; s < T_; ++s) {
-                const int t = position(s, T_, k);
-                const T* xt = x + std::size_t(t) * in;
-                const T* ws = wx + std::size_t(s) * in;
-                T* rxt = rx + std::size_t(t) * in;
-                for (int i = 0; i < in; ++i) rxt[i] += xt[i] * ws[i] + s2_[s];
-            }
-            for (int j = 0; j < d; ++j) rest += rh[j] + rc[j];
-            off += d;
-        }
-    }
-
-    const int e = m_.embedding_dim;
-    for (int t = 0; t < T_; ++t) {
-        const T* row = r_[0].data() + std::size_t(t) * e;
-        T sum = 0;
-        for (int i = 0; i < e; ++i) sum += row[i];
-        relevance[t] = sum;
-    }
-    if (emb_rel) std::memcpy(emb_rel, r_[0].data(), sizeof(T) * std::size_t(T_) * e);
-    return rest;
+    scatter_features(q, rel.data());
 }
 
 template <class T>
-void Runner<T>::gradient(std::int64_t target, T* grad, T* sa, T* gi) {
-    prepare_backward();
-    // Head: d s_target / d features.
-    std::size_t C = m_.n_classes();
-    grow(v1_, C);
-    std::fill(v1_.begin(), v1_.begin() + C, T(0));
-    v1_[target] = T(1);
-    for (std::size_t k = m_.head.size(); k-- > 0;) {
-        const auto& L = m_.head[k];
-        grow(v3_, L.in);
-        std::fill(v3_.begin(), v3_.begin() + L.in, T(0));
-        for (int j = 0; j < L.out; ++j) axpy(L.in, v1_[j], L.W.data() + std::size_t(j) * L.in, v3_.data());
-        grow(v1_, L.in);
-        if (k > 0) {
-            const T* y_below = head_y_[k - 1].data();
-            for (int i = 0; i < L.in; ++i) v1_[i] = y_below[i] > T(0) ? v3_[i] : T(0);
-        } else {
-            std::copy(v3_.begin(), v3_.begin() + L.in, v1_.begin());
-        }
+void Group<T>::lrp(Seq<T>* const* g, int G, const std::int64_t* targets, const LrpParams& p) {
+    const T eps = T(p.eps), bf = T(p.bias_factor);
+    for (int b = 0; b < G; ++b) {
+        prepare_backward(*g[b]);
+        head_lrp(*g[b], targets[b], eps, bf);
     }
-    scatter_features(v1_.data());
-
+    const bool gates = p.rule != Rule::signal_take_all;
     for (std::size_t l = m_.layers.size(); l-- > 0;) {
         const auto& layer = m_.layers[l];
-        const auto& ls = base_[l];
-        const T* above = from_above(l);
-        T* gx = r_[l].data();
         const int out = layer.out(), in = layer.in();
         int off = 0;
         for (std::size_t k = 0; k < layer.dirs.size(); ++k) {
             const auto& D = layer.dirs[k];
-            const auto& ds = ls.dirs[k];
             const int d = D.d, n = 4 * d;
-            grow(v1_, d);  // dc
-            grow(v2_, d);  // dh carried from the next step
-            grow(steps_, std::size_t(T_) * n);  // dz of every step
-            T* dc = v1_.data();
-            T* dh = v2_.data();
-            std::fill(dc, dc + d, T(0));
-            std::fill(dh, dh + d, T(0));
-            for (int s = T_ - 1; s >= 0; --s) {
-                const int t = position(s, T_, k);
-                T* dz = steps_.data() + std::size_t(s) * n;
-                const T* a = ds.a.data() + std::size_t(s) * n;
-                const T* tc = ds.tc.data() + std::size_t(s) * d;
-                const T* c_prev = s ? ds.c.data() + std::size_t(s - 1) * d : nullptr;
-                const T* g_out = above + std::size_t(t) * out + off;
-                for (int j = 0; j < d; ++j) {
-                    const T i = a[j], f = a[d + j], g = a[2 * d + j], o = a[3 * d + j];
-                    const T dhj = g_out[j] + dh[j];
-                    const T dcj = dc[j] + dhj * o * (T(1) - tc[j] * tc[j]);
-                    dz[j] = dcj * g * i * (T(1) - i);
-                    dz[d + j] = c_prev ? dcj * c_prev[j] * f * (T(1) - f) : T(0);
-                    dz[2 * d + j] = dcj * i * (T(1) - g * g);
-                    dz[3 * d + j] = dhj * tc[j] * o * (T(1) - o);
-                    dc[j] = dcj * f;
-                }
-                std::fill(dh, dh + d, T(0));
-                if (s) vecmat_acc(n, d, dz, D.W_hh.data(), dh);
+            const int rows = gates ? 3 * d : d;  // gate rows that receive relevance
+            const int first = gates ? 0 : 2 * d;
+            for (int b = 0; b < G; ++b) {
+                Seq<T>& q = *g[b];
+                grow(q.carry_c, d);  // R(c), carried backwards
+                grow(q.carry_h, d);  // R(h_prev), carried backwards
+                grow(q.tmp, d);
+                grow(q.steps, std::size_t(q.len) * n);  // R(z_k) / stab(z_k) per step and gate row
+                grow(q.wx, std::size_t(q.len) * in);
+                grow(q.s2, q.len);
+                std::fill(q.carry_c.begin(), q.carry_c.begin() + d, T(0));
+                std::fill(q.carry_h.begin(), q.carry_h.begin() + d, T(0));
             }
-            // d/dx_t for all steps at once (it does not feed the recurrence).
-            const std::ptrdiff_t ldy = k == 0 ? in : -std::ptrdiff_t(in);
-            gemm_acc(T_, n, in, steps_.data(), n, D.W_ih.data(), in,
-                     gx + std::size_t(position(0, T_, k)) * in, ldy);
+            for (int s = g[0]->len - 1; s >= 0; --s) {
+                const int na = active(g, G, s);
+                for (int b = 0; b < na; ++b) {
+                    Seq<T>& q = *g[b];
+                    const auto& ds = q.base[l].dirs[k];
+                    T* rc = q.carry_c.data();
+                    const T* rh = q.carry_h.data();
+                    T* coef = q.steps.data() + std::size_t(s) * n;
+                    const int t = position(s, q.len, k);
+                    const T* a = ds.a.data() + std::size_t(s) * n;
+                    const T* z = ds.z.data() + std::size_t(s) * n;
+                    const T* c = ds.c.data() + std::size_t(s) * d;
+                    const T* c_prev = s ? ds.c.data() + std::size_t(s - 1) * d : nullptr;
+                    const T* r_out = from_above(q, l) + std::size_t(t) * out + off;
+                    // h = o * tanh(c): all of R(h) goes to c.
+                    for (int j = 0; j < d; ++j) rc[j] += r_out[j] + rh[j];
+                    // c = f * c_prev + i * g: epsilon rule, identity weights, N = 2d.
+                    T S = 0;
+                    for (int j = 0; j < d; ++j) {
+                        const T sj = sign1(c[j]);
+                        S += eps * sj / (c[j] + eps * sj) * rc[j];
+                    }
+                    S = bf * S / T(2 * d);
+                    std::fill(coef, coef + n, T(0));
+                    const T* cp = c_prev ? c_prev : zeros_.data();
+                    // Split R(c) between f * c_prev and i * g; separate loops per rule so
+                    // each one vectorises.
+                    T* r_fc = q.tmp.data();
+                    T* r_ig = coef + 3 * d;  // the o rows stay zero: used as scratch here
+                    for (int j = 0; j < d; ++j) {
+                        const T qj = rc[j] / (c[j] + eps * sign1(c[j]));
+                        r_fc[j] = a[d + j] * cp[j] * qj + S;
+                        r_ig[j] = a[j] * a[2 * d + j] * qj + S;
+                    }
+                    T* w_fc = coef;  // share of the source (c_prev, g); gate rows reused as scratch
+                    T* w_ig = coef + d;
+                    switch (p.rule) {
+                        case Rule::signal_take_all:
+                            for (int j = 0; j < d; ++j) w_fc[j] = w_ig[j] = T(1);
+                            break;
+                        case Rule::half:
+                            for (int j = 0; j < d; ++j) w_fc[j] = w_ig[j] = T(0.5);
+                            break;
+                        case Rule::prop:
+                            for (int j = 0; j < d; ++j) {
+                                const T f = a[d + j], i = a[j], gg = a[2 * d + j];
+                                w_fc[j] = cp[j] / (f + cp[j] + eps * sign1(f + cp[j]));
+                                w_ig[j] = gg / (i + gg + eps * sign1(i + gg));
+                            }
+                            break;
+                        case Rule::abs:
+                            for (int j = 0; j < d; ++j) {
+                                const T nf = std::abs(a[d + j]) + std::abs(cp[j]);
+                                const T ni = std::abs(a[j]) + std::abs(a[2 * d + j]);
+                                w_fc[j] = nf > T(0) ? std::abs(cp[j]) / nf : T(0.5);
+                                w_ig[j] = ni > T(0) ? std::abs(a[2 * d + j]) / ni : T(0.5);
+                            }
+                            break;
+                    }
+                    for (int j = 0; j < d; ++j) {
+                        const T r_cp = w_fc[j] * r_fc[j], r_g = w_ig[j] * r_ig[j];
+                        const T r_zf = r_fc[j] - r_cp, r_zi = r_ig[j] - r_g;
+                        rc[j] = r_cp;
+                        coef[2 * d + j] = r_g / (z[2 * d + j] + eps * sign1(z[2 * d + j]));
+                        coef[j] = gates ? r_zi / (z[j] + eps * sign1(z[j])) : T(0);
+                        coef[d + j] = gates ? r_zf / (z[d + j] + eps * sign1(z[d + j])) : T(0);
+                    }
+                    std::fill(coef + 3 * d, coef + n, T(0));
+                    // Gate pre-activations -> x_t and h_prev, epsilon rule, N = in + d. The x_t
+                    // part does not feed later steps: it is done for all steps at once below.
+                    T S2 = 0;
+                    for (int r = first; r < first + rows; ++r)
+                        S2 += (D.b[r] + eps * sign1(z[r])) * coef[r];
+                    q.s2[s] = bf * S2 / T(in + d);
+                    std::fill(q.tmp.begin(), q.tmp.begin() + d, T(0));
+                    xs_[b] = coef + first;
+                    ys_[b] = q.tmp.data();
+                }
+                if (s > 0) gemm_ptr(na, rows, d, xs_, D.W_hh.data() + std::size_t(first) * d, d, ys_);
+                for (int b = 0; b < na; ++b) {
+                    Seq<T>& q = *g[b];
+                    const T* h_prev = s ? q.base[l].dirs[k].h.data() + std::size_t(s - 1) * d : nullptr;
+                    T* rh = q.carry_h.data();
+                    const T S2 = q.s2[s];
+                    for (int j = 0; j < d; ++j) rh[j] = (h_prev ? h_prev[j] * q.tmp[j] : T(0)) + S2;
+                }
+            }
+            for (int b = 0; b < G; ++b) {
+                Seq<T>& q = *g[b];
+                T* wx = q.wx.data();  // [T, in]: W_ih^T coef per step
+                std::fill(wx, wx + std::size_t(q.len) * in, T(0));
+                gemm_acc(q.len, rows, in, q.steps.data() + first, n,
+                         D.W_ih.data() + std::size_t(first) * in, in, wx, in);
+                const T* x = layer_input(q, 0, l);
+                T* rx = q.r[l].data();
+                for (int s = 0; s < q.len; ++s) {
+                    const int t = position(s, q.len, k);
+                    const T* xt = x + std::size_t(t) * in;
+                    const T* ws = wx + std::size_t(s) * in;
+                    T* rxt = rx + std::size_t(t) * in;
+                    for (int i = 0; i < in; ++i) rxt[i] += xt[i] * ws[i] + q.s2[s];
+                }
+                for (int j = 0; j < d; ++j) q.rest += q.carry_h[j] + q.carry_c[j];
+            }
             off += d;
         }
     }
+}
 
-    const int e = m_.embedding_dim;
-    for (int t = 0; t < T_; ++t) {
-        const T* row = r_[0].data() + std::size_t(t) * e;
-        const T* xt = x0_.data() + std::size_t(t) * e;
-        T s2 = 0, sx = 0;
-        for (int i = 0; i < e; ++i) {
-            s2 += row[i] * row[i];
-            sx += row[i] * xt[i];
-        }
-        sa[t] = s2;
-        gi[t] = sx;
+template <class T>
+void Group<T>::head_gradient(Seq<T>& q, std::int64_t target) {
+    std::vector<T>& grad = q.carry_c;
+    std::vector<T>& below = q.tmp;
+    const std::size_t C = m_.n_classes();
+    grow(grad, C);
+    std::fill(grad.begin(), grad.begin() + C, T(0));
+    grad[target] = T(1);
+    for (std::size_t k = m_.head.size(); k-- > 0;) {
+        const auto& L = m_.head[k];
+        grow(below, L.in);
+        std::fill(below.begin(), below.begin() + L.in, T(0));
+        gemm_acc(1, L.out, L.in, grad.data(), 0, L.W.data(), L.in, below.data(), 0);
+        grow(grad, L.in);
+        const T* y_below = k > 0 ? q.head_y[k - 1].data() : nullptr;
+        for (int i = 0; i < L.in; ++i) grad[i] = (!y_below || y_below[i] > T(0)) ? below[i] : T(0);
     }
-    if (grad) std::memcpy(grad, r_[0].data(), sizeof(T) * std::size_t(T_) * e);
+    scatter_features(q, grad.data());
+}
+
+template <class T>
+void Group<T>::gradient(Seq<T>* const* g, int G, const std::int64_t* targets) {
+    for (int b = 0; b < G; ++b) {
+        prepare_backward(*g[b]);
+        head_gradient(*g[b], targets[b]);
+    }
+    for (std::size_t l = m_.layers.size(); l-- > 0;) {
+        const auto& layer = m_.layers[l];
+        const int out = layer.out(), in = layer.in();
+        int off = 0;
+        for (std::size_t k = 0; k < layer.dirs.size(); ++k) {
+            const auto& D = layer.dirs[k];
+            const int d = D.d, n = 4 * d;
+            for (int b = 0; b < G; ++b) {
+                Seq<T>& q = *g[b];
+                grow(q.carry_c, d);  // dc
+                grow(q.carry_h, d);  // dh carried from the next step
+                grow(q.steps, std::size_t(q.len) * n);  // dz of every step
+                std::fill(q.carry_c.begin(), q.carry_c.begin() + d, T(0));
+                std::fill(q.carry_h.begin(), q.carry_h.begin() + d, T(0));
+            }
+            for (int s = g[0]->len - 1; s >= 0; --s) {
+                const int na = active(g, G, s);
+                for (int b = 0; b < na; ++b) {
+                    Seq<T>& q = *g[b];
+                    const auto& ds = q.base[l].dirs[k];
+                    T* dc = q.carry_c.data();
+                    T* dh = q.carry_h.data();
+                    T* dz = q.steps.data() + std::size_t(s) * n;
+                    const int t = position(s, q.len, k);
+                    const T* a = ds.a.data() + std::size_t(s) * n;
+                    const T* tc = ds.tc.data() + std::size_t(s) * d;
+                    const T* c_prev = s ? ds.c.data() + std::size_t(s - 1) * d : nullptr;
+                    const T* g_out = from_above(q, l) + std::size_t(t) * out + off;
+                    const T* cp = c_prev ? c_prev : zeros_.data();
+                    for (int j = 0; j < d; ++j) {
+                        const T i = a[j], f = a[d + j], gg = a[2 * d + j], o = a[3 * d + j];
+                        const T dhj = g_out[j] + dh[j];
+                        const T dcj = dc[j] + dhj * o * (T(1) - tc[j] * tc[j]);
+                        dz[j] = dcj * gg * i * (T(1) - i);
+                        dz[d + j] = dcj * cp[j] * f * (T(1) - f);
+                        dz[2 * d + j] = dcj * i * (T(1) - gg * gg);
+                        dz[3 * d + j] = dhj * tc[j] * o * (T(1) - o);
+                        dc[j] = dcj * f;
+                    }
+                    std::fill(dh, dh + d, T(0));
+                    xs_[b] = dz;
+                    ys_[b] = dh;
+                }
+                if (s > 0) gemm_ptr(na, n, d, xs_, D.W_hh.data(), d, ys_);
+            }
+            // d/dx_t for all steps at once (it does not feed the recurrence).
+            for (int b = 0; b < G; ++b) {
+                Seq<T>& q = *g[b];
+                const std::ptrdiff_t ldy = k == 0 ? in : -std::ptrdiff_t(in);
+                gemm_acc(q.len, n, in, q.steps.data(), n, D.W_ih.data(), in,
+                         q.r[l].data() + std::size_t(position(0, q.len, k)) * in, ldy);
+            }
+            off += d;
+        }
+    }
 }
 
 // Zeroing x_t changes the first layer only from step t on (forward direction) or down to
@@ -632,12 +726,13 @@ void Runner<T>::gradient(std::int64_t target, T* grad, T* sa, T* gi) {
 // input projections of all other steps are reused. Deeper layers see a changed input
 // everywhere and are rerun.
 template <class T>
-void Runner<T>::occlusion(std::int64_t target, const std::uint8_t* deleted, T* drop) {
-    const T base = scores()[target];
+void Group<T>::occlusion(Seq<T>& q, std::int64_t target, const std::uint8_t* deleted, T* drop) {
+    const T base = q.scores()[target];
+    const int len = q.len;
     const auto& layer0 = m_.layers[0];
     const bool deep = m_.layers.size() > 1;
-    auto& alt0 = alt_[0];
-    if (deep) grow(alt0.y, std::size_t(T_) * layer0.out());
+    auto& alt0 = q.alt[0];
+    if (deep) grow(alt0.y, std::size_t(len) * layer0.out());
     for (std::size_t k = 0; k < layer0.dirs.size(); ++k) {
         const auto& D = layer0.dirs[k];
         auto& as = alt0.dirs[k];
@@ -645,60 +740,80 @@ void Runner<T>::occlusion(std::int64_t target, const std::uint8_t* deleted, T* d
         grow(as.z, n);
         grow(as.a, n);
         grow(as.tc, d);
-        grow(as.c, std::size_t(T_) * d);
-        grow(as.h, std::size_t(T_) * d);
+        grow(as.c, std::size_t(len) * d);
+        grow(as.h, std::size_t(len) * d);
     }
-    for (int t = 0; t < T_; ++t) {
+    Seq<T>* self[1] = {&q};
+    for (int t = 0; t < len; ++t) {
         if (deleted && deleted[t]) {
             drop[t] = T(0);
             continue;
         }
-        if (deep) std::copy(base_[0].y.begin(), base_[0].y.begin() + std::size_t(T_) * layer0.out(), alt0.y.begin());
+        if (deep) std::copy(q.base[0].y.begin(), q.base[0].y.begin() + std::size_t(len) * layer0.out(), alt0.y.begin());
         int off = 0;
         for (std::size_t k = 0; k < layer0.dirs.size(); ++k) {
             const auto& D = layer0.dirs[k];
-            const auto& bs = base_[0].dirs[k];
+            const auto& bs = q.base[0].dirs[k];
             auto& as = alt0.dirs[k];
             const std::size_t n = 4 * std::size_t(D.d), d = D.d;
-            const int s0 = k == 0 ? t : T_ - 1 - t;
-            for (int s = s0; s < T_; ++s) {
+            const int s0 = k == 0 ? t : len - 1 - t;
+            for (int s = s0; s < len; ++s) {
                 const T* h_prev = s == 0 ? nullptr : (s == s0 ? bs.h.data() : as.h.data()) + (s - 1) * d;
                 const T* c_prev = s == 0 ? nullptr : (s == s0 ? bs.c.data() : as.c.data()) + (s - 1) * d;
-                step(D, s == s0 ? D.b.data() : bs.zx.data() + s * n, h_prev, c_prev, as.z.data(),
-                     as.a.data(), as.c.data() + s * d, as.tc.data(), as.h.data() + s * d);
+                T* z = as.z.data();
+                std::memcpy(z, s == s0 ? D.b.data() : bs.zx.data() + s * n, sizeof(T) * n);
+                if (h_prev) gemm_acc(1, D.d, int(n), h_prev, 0, D.W_hh_t.data(), n, z, 0);
+                activate(D.d, z, c_prev, as.a.data(), as.c.data() + s * d, as.tc.data(),
+                         as.h.data() + s * d);
                 if (deep)
-                    std::memcpy(alt0.y.data() + std::size_t(position(s, T_, k)) * layer0.out() + off,
+                    std::memcpy(alt0.y.data() + std::size_t(position(s, len, k)) * layer0.out() + off,
                                 as.h.data() + s * d, sizeof(T) * d);
             }
             off += D.d;
         }
-        if (deep) {
-            run_layers(alt_, 1, T_);
-            head_forward(alt_.back());
-        } else {
-            // head_forward reads the final states from the direction states it is given.
-            LayerState<T>& top = alt_[0];
-            head_forward(top);
-        }
-        drop[t] = base - scores()[target];
+        if (deep) run_layers(self, 1, 1, 1);
+        head_forward(q, 1);  // reads the final states of the alternative run
+        drop[t] = base - q.scores()[target];
     }
-    head_forward(base_.back());  // leave the runner describing the input as given
+    head_forward(q, 0);  // leave q describing the input as given
 }
 
+// Calls fn(group, seqs, indices, count) for groups of up to Group::capacity sequences of
+// similar length (the batch sorted by decreasing length), spread over `threads` workers.
 template <class T, class F>
-void parallel_for(std::int64_t n, int threads, const Model<T>& model, F&& fn) {
-    const int workers = int(std::max<std::int64_t>(1, std::min<std::int64_t>(threads, n)));
+void parallel_groups(const Model<T>& model, const Batch& batch, int threads, F&& fn) {
+    const std::int64_t n = batch.n;
+    std::vector<std::int64_t> order(n);
+    for (std::int64_t k = 0; k < n; ++k) order[k] = k;
+    auto len = [&](std::int64_t k) { return batch.offsets[k + 1] - batch.offsets[k]; };
+    std::stable_sort(order.begin(), order.end(), [&](std::int64_t a, std::int64_t b) { return len(a) > len(b); });
+    const int cap = Group<T>::capacity;
+    const std::int64_t n_groups = (n + cap - 1) / cap;
+    const int workers = int(std::max<std::int64_t>(1, std::min<std::int64_t>(threads, n_groups)));
     std::atomic<std::int64_t> next{0};
     std::exception_ptr error;
     std::mutex error_mutex;
     auto work = [&]() {
         try {
-            Runner<T> runner(model);
-            for (std::int64_t k; (k = next.fetch_add(1)) < n;) fn(runner, k);
+            Group<T> group(model);
+            Seq<T>* seqs[Group<T>::capacity];
+            for (std::int64_t gi; (gi = next.fetch_add(1)) < n_groups;) {
+                const std::int64_t start = gi * cap;
+                const int count = int(std::min<std::int64_t>(cap, n - start));
+                const std::int64_t* idx = order.data() + start;
+                for (int b = 0; b < count; ++b) {
+                    const std::int64_t k = idx[b], s = batch.offsets[k];
+                    seqs[b] = &group.seq(b);
+                    group.embed(*seqs[b], batch.ids + s, batch.deleted ? batch.deleted + s : nullptr,
+                                int(len(k)));
+                }
+                group.forward(seqs, count);
+                fn(group, seqs, idx, count);
+            }
         } catch (...) {
             std::lock_guard<std::mutex> lock(error_mutex);
             if (!error) error = std::current_exception();
-            next.store(n);
+            next.store(n_groups);
         }
     };
     if (workers == 1) {
@@ -713,25 +828,30 @@ void parallel_for(std::int64_t n, int threads, const Model<T>& model, F&& fn) {
     if (error) std::rethrow_exception(error);
 }
 
+// Scores of each sequence of the group, and the class each one is explained for.
 template <class T>
-void run_forward(Runner<T>& r, const Batch& b, std::int64_t k) {
-    const std::int64_t start = b.offsets[k];
-    r.forward(b.ids + start, b.deleted ? b.deleted + start : nullptr, int(b.offsets[k + 1] - start));
-}
-
-template <class T>
-void write_scores(const Runner<T>& r, const Model<T>& m, std::int64_t k, T* scores) {
-    std::copy(r.scores(), r.scores() + m.n_classes(), scores + k * m.n_classes());
+void write_scores(Group<T>& group, Seq<T>* const* seqs, const std::int64_t* idx, int count,
+                  const Model<T>& m, const std::int64_t* targets_in, T* scores,
+                  std::int64_t* targets_out, std::int64_t* picked) {
+    const int C = m.n_classes();
+    for (int b = 0; b < count; ++b) {
+        const std::int64_t k = idx[b];
+        std::copy(seqs[b]->scores(), seqs[b]->scores() + C, scores + k * C);
+        if (picked) {
+            picked[b] = group.pick_target(*seqs[b], targets_in ? targets_in[k] : -1);
+            targets_out[k] = picked[b];
+        }
+    }
 }
 
 }  // namespace
 
 template <class T>
 void forward(const Model<T>& model, const Batch& batch, int threads, T* scores) {
-    parallel_for(batch.n, threads, model, [&](Runner<T>& r, std::int64_t k) {
-        run_forward(r, batch, k);
-        write_scores(r, model, k, scores);
-    });
+    parallel_groups(model, batch, threads,
+                    [&](Group<T>& group, Seq<T>* const* seqs, const std::int64_t* idx, int count) {
+                        write_scores(group, seqs, idx, count, model, nullptr, scores, nullptr, nullptr);
+                    });
 }
 
 template <class T>
@@ -739,14 +859,24 @@ void lrp(const Model<T>& model, const Batch& batch, const std::int64_t* targets_
          const LrpParams& params, int threads, T* scores, std::int64_t* targets_out,
          T* relevance, T* embedding_relevance, T* rest) {
     const int e = model.embedding_dim;
-    parallel_for(batch.n, threads, model, [&](Runner<T>& r, std::int64_t k) {
-        run_forward(r, batch, k);
-        write_scores(r, model, k, scores);
-        const std::int64_t target = r.pick_target(targets_in ? targets_in[k] : -1);
-        targets_out[k] = target;
-        const std::int64_t start = batch.offsets[k];
-        rest[k] = r.lrp(target, params, relevance + start,
-                        embedding_relevance ? embedding_relevance + start * e : nullptr);
+    parallel_groups(model, batch, threads,
+                    [&](Group<T>& group, Seq<T>* const* seqs, const std::int64_t* idx, int count) {
+        std::int64_t picked[Group<T>::capacity];
+        write_scores(group, seqs, idx, count, model, targets_in, scores, targets_out, picked);
+        group.lrp(seqs, count, picked, params);
+        for (int b = 0; b < count; ++b) {
+            const Seq<T>& q = *seqs[b];
+            const std::int64_t start = batch.offsets[idx[b]];
+            rest[idx[b]] = q.rest;
+            const T* r0 = q.r[0].data();
+            for (int t = 0; t < q.len; ++t) {
+                T sum = 0;
+                for (int i = 0; i < e; ++i) sum += r0[std::size_t(t) * e + i];
+                relevance[start + t] = sum;
+            }
+            if (embedding_relevance)
+                std::memcpy(embedding_relevance + start * e, r0, sizeof(T) * std::size_t(q.len) * e);
+        }
     });
 }
 
@@ -754,28 +884,46 @@ template <class T>
 void gradient(const Model<T>& model, const Batch& batch, const std::int64_t* targets_in,
               int threads, T* scores, std::int64_t* targets_out, T* grad, T* sa, T* gi) {
     const int e = model.embedding_dim;
-    parallel_for(batch.n, threads, model, [&](Runner<T>& r, std::int64_t k) {
-        run_forward(r, batch, k);
-        write_scores(r, model, k, scores);
-        const std::int64_t target = r.pick_target(targets_in ? targets_in[k] : -1);
-        targets_out[k] = target;
-        const std::int64_t start = batch.offsets[k];
-        r.gradient(target, grad ? grad + start * e : nullptr, sa + start, gi + start);
+    parallel_groups(model, batch, threads,
+                    [&](Group<T>& group, Seq<T>* const* seqs, const std::int64_t* idx, int count) {
+        std::int64_t picked[Group<T>::capacity];
+        write_scores(group, seqs, idx, count, model, targets_in, scores, targets_out, picked);
+        group.gradient(seqs, count, picked);
+        for (int b = 0; b < count; ++b) {
+            const Seq<T>& q = *seqs[b];
+            const std::int64_t start = batch.offsets[idx[b]];
+            const T* r0 = q.r[0].data();
+            for (int t = 0; t < q.len; ++t) {
+                const T* row = r0 + std::size_t(t) * e;
+                const T* xt = q.x0.data() + std::size_t(t) * e;
+                T s2 = 0, sx = 0;
+                for (int i = 0; i < e; ++i) {
+                    s2 += row[i] * row[i];
+                    sx += row[i] * xt[i];
+                }
+                sa[start + t] = s2;
+                gi[start + t] = sx;
+            }
+            if (grad) std::memcpy(grad + start * e, r0, sizeof(T) * std::size_t(q.len) * e);
+        }
     });
 }
 
 template <class T>
 void occlusion(const Model<T>& model, const Batch& batch, const std::int64_t* targets_in,
                int threads, T* scores, std::int64_t* targets_out, T* drop) {
-    parallel_for(batch.n, threads, model, [&](Runner<T>& r, std::int64_t k) {
-        run_forward(r, batch, k);
-        write_scores(r, model, k, scores);
-        const std::int64_t target = r.pick_target(targets_in ? targets_in[k] : -1);
-        targets_out[k] = target;
-        const std::int64_t start = batch.offsets[k];
-        r.occlusion(target, batch.deleted ? batch.deleted + start : nullptr, drop + start);
+    parallel_groups(model, batch, threads,
+                    [&](Group<T>& group, Seq<T>* const* seqs, const std::int64_t* idx, int count) {
+        std::int64_t picked[Group<T>::capacity];
+        write_scores(group, seqs, idx, count, model, targets_in, scores, targets_out, picked);
+        for (int b = 0; b < count; ++b) {
+            const std::int64_t start = batch.offsets[idx[b]];
+            group.occlusion(*seqs[b], picked[b], batch.deleted ? batch.deleted + start : nullptr,
+                            drop + start);
+        }
     });
 }
+
 #define TEXTLRP_INSTANTIATE(T)                                                                   \
     template void forward<T>(const Model<T>&, const Batch&, int, T*);                            \
     template void lrp<T>(const Model<T>&, const Batch&, const std::int64_t*, const LrpParams&,   \
