@@ -83,8 +83,8 @@ def write_corpus(path: Path, n: int, vocab: list[str], rng: np.random.Generator)
     return float(np.mean(lengths))
 
 
-def run(cmd: list[str]) -> tuple[float, float, str]:
-    """Wall time (s), peak RSS (MiB) and stdout of one child process."""
+def run(cmd: list[str]) -> tuple[float, float, float, str]:
+    """Wall time (s), CPU time (s), peak RSS (MiB) and stdout of one child process."""
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(proc.pid, 0)
@@ -94,7 +94,7 @@ def run(cmd: list[str]) -> tuple[float, float, str]:
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{err}")
-    return wall, usage.ru_maxrss / 1024.0, out
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024.0, out
 
 
 def count_lines(path: Path) -> int:
@@ -139,33 +139,35 @@ def main() -> None:
         cmd = [sys.executable, "-m", "textlrp", "explain", "--input", str(corpus), "--output", str(out),
                "--quiet", "--model", model_path, "--threads", str(args.threads),
                "--batch-size", str(args.batch_size)]
-        wall, rss, _ = run(cmd)
+        wall, cpu, rss, _ = run(cmd)
         assert count_lines(out) == n
         out_mb = out.stat().st_size / 2**20
-        rows.append((n, "textlrp explain --input (stream)", wall, rss, None))
+        rows.append((n, "textlrp explain --input (stream)", wall, cpu, rss, None))
         print(f"  {n} lines (mean length {mean_len:.1f}, {size_mb:.1f} MiB in, {out_mb:.0f} MiB out): "
-              f"stream {n / wall:.0f} lines/s, peak RSS {rss:.0f} MiB", flush=True)
+              f"stream {n / wall:.0f} lines/s, {1000 * cpu / n:.2f} CPU ms/line, peak RSS {rss:.0f} MiB",
+              flush=True)
         if not args.no_baseline:
             out2 = tmp / f"out-{n}-loadall.jsonl"
-            wall2, rss2, printed = run([sys.executable, "-c", LOAD_ALL, str(corpus), str(out2),
+            wall2, cpu2, rss2, printed = run([sys.executable, "-c", LOAD_ALL, str(corpus), str(out2),
                                         model_path, str(args.threads)])
             engine = float(printed.strip().splitlines()[-1])
             assert count_lines(out2) == n
-            rows.append((n, "load-all script (baseline)", wall2, rss2, n / engine))
+            rows.append((n, "load-all script (baseline)", wall2, cpu2, rss2, n / engine))
             print(f"  {n} lines: load-all {n / wall2:.0f} lines/s (explain_batch alone {n / engine:.0f}/s), "
-                  f"peak RSS {rss2:.0f} MiB", flush=True)
+                  f"{1000 * cpu2 / n:.2f} CPU ms/line, peak RSS {rss2:.0f} MiB", flush=True)
             out2.unlink()
         out.unlink()
         corpus.unlink()
 
     print()
-    print(f"| {'lines':>7} | {'command':<34} | {'lines/s':>8} | {'peak RSS MiB':>12} | {'explain_batch lines/s':>21} |")
-    print(f"|{'-' * 9}|{'-' * 36}|{'-' * 10}|{'-' * 14}|{'-' * 23}|")
-    for n, what, wall, rss, engine_rate in rows:
+    print(f"| {'lines':>7} | {'command':<34} | {'lines/s':>8} | {'CPU ms/line':>11} | {'peak RSS MiB':>12} "
+          f"| {'explain_batch lines/s':>21} |")
+    print(f"|{'-' * 9}|{'-' * 36}|{'-' * 10}|{'-' * 13}|{'-' * 14}|{'-' * 23}|")
+    for n, what, wall, cpu, rss, engine_rate in rows:
         eng = f"{engine_rate:.0f}" if engine_rate else ""
-        print(f"| {n:>7} | {what:<34} | {n / wall:>8.0f} | {rss:>12.0f} | {eng:>21} |")
-    stream = {n: (wall, rss) for n, what, wall, rss, _ in rows if "stream" in what}
-    base = {n: (wall, rss, e) for n, what, wall, rss, e in rows if "baseline" in what}
+        print(f"| {n:>7} | {what:<34} | {n / wall:>8.0f} | {1000 * cpu / n:>11.2f} | {rss:>12.0f} | {eng:>21} |")
+    stream = {n: (wall, rss) for n, what, wall, _, rss, _ in rows if "stream" in what}
+    base = {n: (wall, rss, e) for n, what, wall, _, rss, e in rows if "baseline" in what}
     if len(stream) >= 2:
         lo, hi = min(stream), max(stream)
         print(f"\npeak RSS {hi} vs {lo} lines: stream x{stream[hi][1] / stream[lo][1]:.2f}"
