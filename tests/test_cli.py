@@ -336,6 +336,8 @@ def test_corpus_html_report_is_one_escaped_page(capsys, model_path, tmp_path):
     assert page.count('class="tlrp-item"') == len(CORPUS)
     assert page.count("tlrp-err") >= 3 and "<script>" not in page and "SST &lt;dev&gt;" in page
     assert "4 sentences, 3 lines with errors" in page
+    from test_render import assert_balanced
+    assert_balanced(page)
 
 
 def test_corpus_tsv_and_ansi(capsys, model_path, tmp_path):

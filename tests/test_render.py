@@ -224,6 +224,34 @@ def test_html_page_is_self_contained_with_legend_tooltips_and_dark_mode():
     assert "predicted <b>pos</b>" in page and "explained <b>pos</b>" in page
 
 
+def assert_balanced(page):
+    """Every element we open is closed, in order (void elements aside)."""
+    from html.parser import HTMLParser
+
+    stack = []
+
+    class Checker(HTMLParser):
+        def handle_starttag(self, tag, attrs):
+            if tag not in ("meta", "br", "img", "link"):
+                stack.append(tag)
+
+        def handle_endtag(self, tag):
+            assert stack and stack[-1] == tag, (stack, tag)
+            stack.pop()
+
+    Checker().feed(page)
+    assert stack == []
+
+
+def test_html_is_well_formed():
+    exps = [make_exp(EVIL, [1.0, -1.0, 0.5, 0.0], oov=[1, 0, 0, 1]), make_exp(["a"], [0.0])]
+    assert_balanced(render.to_html(exps))
+    assert_balanced(render.to_html(exps, fragment=True))
+    pred = render.Prediction("x", ["x"], np.zeros(1, bool), np.array([0.0, 1.0]), CLASSES)
+    assert_balanced(render.html_header() + render.html_error(1, "<x>", "e") + render.html_prediction(pred)
+                    + render.html_footer(count=2, errors=1))
+
+
 def test_html_fragment_and_streaming_pieces_agree_with_to_html():
     exps = [make_exp(["a", "b"], [1.0, -1.0]), make_exp(["c"], [0.5], target=0)]
     page = render.to_html(exps, title="T")
