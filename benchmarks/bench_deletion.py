@@ -35,7 +35,7 @@ def naive_deletion(model, sentences, labels, *, methods, k, seeds):
     pred0 = [int(np.argmax(model.predict([s])[0])) for s in sentences]
     for method in methods:
         curves_c, curves_f = [], []
-        for seed in (seeds if method == "random" else [0]):
+        for seed in seeds if method == "random" else [0]:
             hits = np.zeros((len(sentences), k + 1), dtype=bool)
             for i, s in enumerate(sentences):
                 correct = pred0[i] == y[i]
@@ -56,7 +56,9 @@ def main(argv=None) -> int:
     import textlrp
     from textlrp.experiments import load_labelled, word_deletion
 
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--model", default=None, help="model .npz (default: bundled SST-5 model)")
     ap.add_argument("--data", default=str(SST_TEST))
     ap.add_argument("--naive-n", type=int, default=300, help="sentences for the naive comparison")
@@ -70,20 +72,33 @@ def main(argv=None) -> int:
     model = textlrp.load_model(args.model)
     sentences, labels = load_labelled(args.data, class_names=model.class_names)
     print(f"model: {model!r}")
-    print(f"data: {args.data} ({len(sentences)} sentences); cores: {os.cpu_count()}; threads: {args.threads}")
-    kw = dict(methods=METHODS, k=5, min_length=10, random_seeds=range(5), threads=args.threads)
+    print(
+        f"data: {args.data} ({len(sentences)} sentences); "
+        f"cores: {os.cpu_count()}; threads: {args.threads}"
+    )
+    kw = {
+        "methods": METHODS,
+        "k": 5,
+        "min_length": 10,
+        "random_seeds": range(5),
+        "threads": args.threads,
+    }
 
     best = None
     for _ in range(args.repeat):
         res = word_deletion(model, sentences, labels, **kw)
         best = res if best is None or res.seconds < best.seconds else best
     assert best is not None
-    print(f"\nfull protocol, batched: {best.seconds:.2f} s for {best.n_used} sentences "
-          f"({best.n_correct} correct, {best.n_false} false), best of {args.repeat}")
+    print(
+        f"\nfull protocol, batched: {best.seconds:.2f} s for {best.n_used} sentences "
+        f"({best.n_correct} correct, {best.n_false} false), best of {args.repeat}"
+    )
     for name, sec in best.timing.items():
         print(f"  {name:24s} {sec:7.2f} s")
 
-    long = [(s, lab) for s, lab in zip(sentences, labels) if len(model.encode(s)[1]) >= 10][: args.naive_n]
+    long = [(s, lab) for s, lab in zip(sentences, labels) if len(model.encode(s)[1]) >= 10][
+        : args.naive_n
+    ]
     sub_s, sub_l = [s for s, _ in long], [lab for _, lab in long]
     t = time.perf_counter()
     naive = naive_deletion(model, sub_s, sub_l, methods=METHODS, k=5, seeds=list(range(5)))

@@ -59,7 +59,9 @@ def server():
 
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     httpd.timeout = 5
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread = threading.Thread(
+        target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    )
     thread.start()
     try:
         yield f"http://127.0.0.1:{httpd.server_address[1]}", routes
@@ -74,7 +76,11 @@ def test_install_from_local_server(server, test_sums, tmp_path):
     routes["/sst.zip"] = make_zip(FILES)
     dest = tmp_path / "sst"
     paths = download.install_sst(dest, url=f"{base}/sst.zip", timeout=5, progress=False)
-    assert sorted(p.name for p in dest.iterdir()) == ["dev.txt", "test.txt", "train.txt"]  # no temp files left
+    assert sorted(p.name for p in dest.iterdir()) == [
+        "dev.txt",
+        "test.txt",
+        "train.txt",
+    ]  # no temp files left
     for name, data in FILES.items():
         assert paths[name] == dest / name
         assert (dest / name).read_bytes() == data
@@ -84,7 +90,9 @@ def test_already_installed_is_kept_without_network(test_sums, tmp_path):
     for name, data in FILES.items():
         (tmp_path / name).write_bytes(data)
     # An unusable URL proves nothing is fetched when verified files are present.
-    paths = download.install_sst(tmp_path, url="http://127.0.0.1:1/none.zip", timeout=1, progress=False)
+    paths = download.install_sst(
+        tmp_path, url="http://127.0.0.1:1/none.zip", timeout=1, progress=False
+    )
     assert paths["test.txt"].read_bytes() == FILES["test.txt"]
 
 
@@ -103,7 +111,9 @@ def test_checksum_mismatch_leaves_nothing(server, test_sums, tmp_path):
     base, routes = server
     routes["/sst.zip"] = make_zip({**FILES, "test.txt": b"(2 (2 tampered))\n"})
     dest = tmp_path / "new"
-    with pytest.raises(ValueError, match=r"(?s)sha256 mismatch for trees/test.txt.*nothing was installed") as info:
+    with pytest.raises(
+        ValueError, match=r"(?s)sha256 mismatch for trees/test.txt.*nothing was installed"
+    ) as info:
         download.install_sst(dest, url=f"{base}/sst.zip", timeout=5, progress=False)
     assert test_sums["test.txt"] in str(info.value)
     assert not dest.exists()  # created by the call, removed again
@@ -166,8 +176,9 @@ def test_cli(server, test_sums, tmp_path, capsys):
     routes["/sst.zip"] = make_zip(FILES)
     parser = argparse.ArgumentParser()
     download.register_cli(parser.add_subparsers())
-    args = parser.parse_args(["data", "sst", "--dest", str(tmp_path / "d"), "--url", f"{base}/sst.zip",
-                              "--timeout", "5"])
+    args = parser.parse_args(
+        ["data", "sst", "--dest", str(tmp_path / "d"), "--url", f"{base}/sst.zip", "--timeout", "5"]
+    )
     assert args.func(args) == 0
     out = capsys.readouterr().out
     assert "test.txt" in out and test_sums["test.txt"] in out

@@ -1,4 +1,4 @@
-"""Word-deletion protocol (textlrp.experiments) on hand-made models whose numbers are worked out by hand.
+"""Word-deletion protocol (textlrp.experiments) on hand-made models, numbers worked out by hand.
 
 The toy model: e = 1, d = 1, one forward LSTM direction whose i, f, o gates are saturated open
 (bias 30: sigmoid(30) = 1 - 9e-14) and whose cell input is g_t = tanh(x_t + b_g) (no recurrent
@@ -19,7 +19,6 @@ import argparse
 import csv
 import io
 import json
-import math
 import sys
 from types import SimpleNamespace
 
@@ -35,21 +34,33 @@ EMB = [0.0, 2.0, 1.0, 0.5, 0.1, -1.0, -2.0]
 
 
 def toy_model(vocab=VOCAB, emb=EMB, g_bias=0.0):
-    lstm = [[{"W_ih": np.array([[0.0], [0.0], [1.0], [0.0]]),   # rows i, f, g, o
-              "W_hh": np.zeros((4, 1)),
-              "b": np.array([30.0, 30.0, g_bias, 30.0])}]]
+    lstm = [
+        [
+            {
+                "W_ih": np.array([[0.0], [0.0], [1.0], [0.0]]),  # rows i, f, g, o
+                "W_hh": np.zeros((4, 1)),
+                "b": np.array([30.0, 30.0, g_bias, 30.0]),
+            }
+        ]
+    ]
     head = [{"W": np.array([[-1.0], [1.0]]), "b": None}]
-    return textlrp.from_arrays(np.array(emb, dtype=np.float64).reshape(-1, 1), lstm, head, vocab=list(vocab),
-                               class_names=["neg", "pos"], dtype=np.float64)
+    return textlrp.from_arrays(
+        np.array(emb, dtype=np.float64).reshape(-1, 1),
+        lstm,
+        head,
+        vocab=list(vocab),
+        class_names=["neg", "pos"],
+        dtype=np.float64,
+    )
 
 
 # Four sentences of four tokens (two correct, two false) and one too short for min_length=4.
 SENTENCES = [
-    "great bad fine the".split(),   # pos; c = .9640-.7616+.4621+.0997 = .7642 -> pos, correct
-    "awful bad fine the".split(),   # neg; c = -.9640-.7616+.4621+.0997 = -1.1638 -> neg, correct
-    "bad awful good the".split(),   # pos; c = -.7616-.9640+.7616+.0997 = -.8643 -> neg, false
-    "great good bad the".split(),   # neg; c = .9640+.7616-.7616+.0997 = 1.0637 -> pos, false
-    "good bad the".split(),         # 3 tokens < min_length 4: skipped
+    ["great", "bad", "fine", "the"],  # pos; c = .9640-.7616+.4621+.0997 = .7642 -> pos, correct
+    ["awful", "bad", "fine", "the"],  # neg; c = -.9640-.7616+.4621+.0997 = -1.1638 -> neg, correct
+    ["bad", "awful", "good", "the"],  # pos; c = -.7616-.9640+.7616+.0997 = -.8643 -> neg, false
+    ["great", "good", "bad", "the"],  # neg; c = .9640+.7616-.7616+.0997 = 1.0637 -> pos, false
+    ["good", "bad", "the"],  # 3 tokens < min_length 4: skipped
 ]
 LABELS = ["pos", "neg", "pos", "neg", "pos"]
 
@@ -61,7 +72,7 @@ def model():
 
 def test_toy_model_predictions(model):
     scores = model.predict(SENTENCES[:4])
-    c = np.array([.7642, -1.1638, -.8643, 1.0637])
+    c = np.array([0.7642, -1.1638, -0.8643, 1.0637])
     np.testing.assert_allclose(scores[:, 1], np.tanh(c), atol=2e-4)
     np.testing.assert_allclose(scores[:, 0], -np.tanh(c), atol=2e-4)
 
@@ -78,14 +89,16 @@ def test_lrp_and_gi_worked_by_hand(model):
     np.testing.assert_allclose(lrp.correct, [1.0, 0.5, 0.0, 0.0])
     # False subset, increasing relevance of the true class:
     #  S2 (true pos) deletes awful, bad, the: c = .0997 (pos), .8613, .7616 -> right from k=1
-    #  S3 (true neg) deletes great, good, the: c = .0997 (pos), -.6619 (neg), -.7616 -> right from k=2
+    #  S3 (true neg) deletes great, good, the: c = .0997 (pos), -.6619 (neg), -.7616
+    #     -> right from k=2
     np.testing.assert_allclose(lrp.false, [0.0, 0.5, 1.0, 1.0])
     # area: mean over k=1..3 of (1 - acc_k) = (.5 + 1 + 1)/3; of (acc_k - 0) = (.5 + 1 + 1)/3
     assert lrp.area_correct == pytest.approx(2.5 / 3)
     assert lrp.area_false == pytest.approx(2.5 / 3)
     assert lrp.correct_std is None
-    # GI = dS/dx * x ~ (1 - tanh(x)^2) x: great .1413, good .4200, fine .3932, the .0990 (sign as LRP).
-    #  S0 deletes fine, great, the: c = .3021 (pos, still right), -.6619, -.7616 -> [1, 1, 0, 0] with
+    # GI = dS/dx * x ~ (1 - tanh(x)^2) x (sign as for LRP):
+    #     great .1413, good .4200, fine .3932, the .0990
+    #  S0 deletes fine, great, the: c = .3021 (pos, still right), -.6619, -.7616 -> [1, 1, 0, 0]
     #  S1 deletes bad, awful, the:  c = -.4022 (neg, still right), .5618, .4621 -> [1, 1, 0, 0]
     gi = res.methods["gi"]
     np.testing.assert_allclose(gi.correct, [1.0, 1.0, 0.0, 0.0])
@@ -100,7 +113,9 @@ class Recorder:
 
     def __init__(self, model, relevance):
         self.model = model
-        self.relevance = {tuple(model.encode(s)[1].tolist()): np.array(r, float) for s, r in relevance.items()}
+        self.relevance = {
+            tuple(model.encode(s)[1].tolist()): np.array(r, float) for s, r in relevance.items()
+        }
         self.predict_calls = []
         self.targets = []
 
@@ -109,21 +124,23 @@ class Recorder:
 
     def explain_batch(self, inputs, *, target, **kwargs):
         self.targets.extend(target)
-        return [SimpleNamespace(relevance=self.relevance[tuple(np.asarray(x).tolist())]) for x in inputs]
+        return [
+            SimpleNamespace(relevance=self.relevance[tuple(np.asarray(x).tolist())]) for x in inputs
+        ]
 
     def predict(self, inputs, *, deleted=None, threads=None):
         self.predict_calls.append(([np.asarray(x).tolist() for x in inputs], deleted))
         return self.model.predict(inputs, deleted=deleted, threads=threads)
 
     def deleted_for(self, sentence):
-        """Positions deleted at k = 1, 2, ... for one sentence (zero mode), from the last predict call."""
+        """Positions deleted at k = 1, 2, ... for one sentence (zero mode), last predict call."""
         ids = self.model.encode(sentence)[1].tolist()
         inputs, deleted = self.predict_calls[-1]
         return [d for x, d in zip(inputs, deleted) if x == ids]
 
 
-CORRECT = "good the the fine the"   # pos, c = .7616+3*.0997+.4621 > 0: correct
-FALSE = "good fine bad the"         # neg, c = .7616+.4621-.7616+.0997 = .5618 -> pos: false
+CORRECT = "good the the fine the"  # pos, c = .7616+3*.0997+.4621 > 0: correct
+FALSE = "good fine bad the"  # neg, c = .7616+.4621-.7616+.0997 = .5618 -> pos: false
 
 
 def recorder(model):
@@ -132,14 +149,16 @@ def recorder(model):
 
 def test_order_ties_by_position_and_one_predict_call_per_method(model):
     rec = recorder(model)
-    res = word_deletion(rec, [CORRECT.split(), FALSE.split()], ["pos", "neg"], methods=("lrp",), k=4, min_length=4)
+    res = word_deletion(
+        rec, [CORRECT.split(), FALSE.split()], ["pos", "neg"], methods=("lrp",), k=4, min_length=4
+    )
     assert (res.n_correct, res.n_false) == (1, 1)
     # correct: decreasing, ties (3, 3, 3 at 1, 2, 4) in position order
     assert rec.deleted_for(CORRECT.split()) == [[1], [1, 2], [1, 2, 4], [1, 2, 4, 0]]
     # false: increasing, ties (-2, -2 at 1, 3) in position order
     assert rec.deleted_for(FALSE.split()) == [[1], [1, 3], [1, 3, 0], [1, 3, 0, 2]]
-    assert len(rec.predict_calls) == 2          # the intact sentences, then all steps of lrp at once
-    assert rec.targets == [1, 0]                # true classes
+    assert len(rec.predict_calls) == 2  # the intact sentences, then all steps of lrp at once
+    assert rec.targets == [1, 0]  # true classes
 
     np.testing.assert_array_equal(deletion_order([0.0, -0.0, 1.0], decreasing=True), [2, 0, 1])
     np.testing.assert_array_equal(deletion_order([2.0, 1.0, 1.0], decreasing=False), [1, 2, 0])
@@ -152,19 +171,40 @@ def test_order_ties_by_position_and_one_predict_call_per_method(model):
 
 def test_forced_orders_and_predicted_target(model):
     rec = recorder(model)
-    res = word_deletion(rec, [CORRECT.split(), FALSE.split()], ["pos", "neg"], methods=("sa",), k=2,
-                        min_length=4, order="decreasing")
+    res = word_deletion(
+        rec,
+        [CORRECT.split(), FALSE.split()],
+        ["pos", "neg"],
+        methods=("sa",),
+        k=2,
+        min_length=4,
+        order="decreasing",
+    )
     assert res.order == {"correct": "decreasing", "false": "decreasing"}
     assert rec.deleted_for(FALSE.split()) == [[2], [2, 0]]
     rec = recorder(model)
-    res = word_deletion(rec, [CORRECT.split(), FALSE.split()], ["pos", "neg"], methods=("sa",), k=2,
-                        min_length=4, order="increasing")
+    res = word_deletion(
+        rec,
+        [CORRECT.split(), FALSE.split()],
+        ["pos", "neg"],
+        methods=("sa",),
+        k=2,
+        min_length=4,
+        order="increasing",
+    )
     assert rec.deleted_for(CORRECT.split()) == [[3], [3, 0]]
     # predicted target: the false sentence is explained for its predicted class (pos) and,
     # with order=auto, its words supporting that wrong prediction go first (decreasing).
     rec = recorder(model)
-    res = word_deletion(rec, [CORRECT.split(), FALSE.split()], ["pos", "neg"], methods=("sa",), k=2,
-                        min_length=4, target="predicted")
+    res = word_deletion(
+        rec,
+        [CORRECT.split(), FALSE.split()],
+        ["pos", "neg"],
+        methods=("sa",),
+        k=2,
+        min_length=4,
+        target="predicted",
+    )
     assert rec.targets == [1, 1]
     assert res.order == {"correct": "decreasing", "false": "decreasing"}
     assert rec.deleted_for(FALSE.split()) == [[2], [2, 0]]
@@ -182,7 +222,7 @@ def test_min_length_filter(model):
 # to c while a removed word adds nothing.  dull -1.5 -> tanh(-1) = -.7616;  meh 0 -> .4621.
 def test_remove_vs_zero_mode():
     toy = toy_model(vocab=["<unk>", "dull", "meh"], emb=[0.0, -1.5, 0.0], g_bias=0.5)
-    sent = "dull meh dull".split()     # neg; c = -.7616+.4621-.7616 = -1.0611 -> neg, correct
+    sent = ["dull", "meh", "dull"]  # neg; c = -.7616+.4621-.7616 = -1.0611 -> neg, correct
     rec = Recorder(toy, {"dull meh dull": [0, 0, 1]})
     # delete position 2 first, then 0 (tie with 1 broken by position), then 1
     zero = word_deletion(rec, [sent], ["neg"], methods=("lrp",), k=3, min_length=1, mode="zero")
@@ -196,7 +236,10 @@ def test_remove_vs_zero_mode():
     inputs, deleted = rec.predict_calls[-1]
     assert deleted is None and inputs == [[1, 2], [2]]  # k=3 repeats k=2: predicted once
     assert (remove.n_steps, remove.n_forward) == (3, 2)
-    assert (zero.n_short, remove.n_short) == (0, 1)  # T=3: zero mode can delete 3 words, remove only 2
+    assert (zero.n_short, remove.n_short) == (
+        0,
+        1,
+    )  # T=3: zero mode can delete 3 words, remove only 2
     # No false sentence: its curves are NaN, and null in JSON.
     assert np.isnan(zero.methods["lrp"].false).all()
     assert json.loads(zero.to_json())["methods"]["lrp"]["false"] == [None] * 4
@@ -204,19 +247,27 @@ def test_remove_vs_zero_mode():
 
 def test_k_larger_than_sentence(model):
     # "great bad" (pos): c = .2024 -> correct; LRP deletes great then bad.
-    res = word_deletion(model, ["great bad".split()], ["pos"], methods=("lrp",), k=4, min_length=1)
+    res = word_deletion(model, [["great", "bad"]], ["pos"], methods=("lrp",), k=4, min_length=1)
     #  k=1: c = -.7616 -> neg; k>=2: every word zeroed, c = 0, scores tie -> first class (neg)
     np.testing.assert_allclose(res.methods["lrp"].correct, [1, 0, 0, 0, 0])
     assert res.n_short == 1
-    res = word_deletion(model, ["great bad".split()], ["pos"], methods=("lrp",), k=4, min_length=1, mode="remove")
+    res = word_deletion(
+        model, [["great", "bad"]], ["pos"], methods=("lrp",), k=4, min_length=1, mode="remove"
+    )
     np.testing.assert_allclose(res.methods["lrp"].correct, [1, 0, 0, 0, 0])  # "bad" stays from k=1
 
 
 def test_random_seeds_mean_and_std(model):
     sents, labels = SENTENCES[:4], LABELS[:4]
-    single = [word_deletion(model, sents, labels, methods=("random",), k=3, min_length=4, random_seeds=(s,))
-              for s in (0, 1, 2)]
-    both = word_deletion(model, sents, labels, methods=("random",), k=3, min_length=4, random_seeds=(0, 1, 2))
+    single = [
+        word_deletion(
+            model, sents, labels, methods=("random",), k=3, min_length=4, random_seeds=(s,)
+        )
+        for s in (0, 1, 2)
+    ]
+    both = word_deletion(
+        model, sents, labels, methods=("random",), k=3, min_length=4, random_seeds=(0, 1, 2)
+    )
     r = both.methods["random"]
     curves = np.array([s.methods["random"].correct for s in single])
     np.testing.assert_allclose(r.correct, curves.mean(axis=0))
@@ -230,8 +281,15 @@ def test_random_seeds_mean_and_std(model):
 
 
 def test_rules_are_reported_as_lrp_variants(model):
-    res = word_deletion(model, SENTENCES, LABELS, methods=("lrp",), rules=("prop", "abs", "signal-take-all"),
-                        k=2, min_length=4)
+    res = word_deletion(
+        model,
+        SENTENCES,
+        LABELS,
+        methods=("lrp",),
+        rules=("prop", "abs", "signal-take-all"),
+        k=2,
+        min_length=4,
+    )
     assert list(res.methods) == ["lrp", "lrp-prop", "lrp-abs"]
     assert res.params["rules"] == {"lrp": "signal-take-all", "lrp-prop": "prop", "lrp-abs": "abs"}
     direct = word_deletion(model, SENTENCES, LABELS, methods=("lrp-half",), k=2, min_length=4)
@@ -239,8 +297,9 @@ def test_rules_are_reported_as_lrp_variants(model):
 
 
 def test_json_and_csv(model, tmp_path):
-    res = word_deletion(model, SENTENCES, LABELS, methods=("lrp", "random"), k=3, min_length=4,
-                        random_seeds=(0, 1))
+    res = word_deletion(
+        model, SENTENCES, LABELS, methods=("lrp", "random"), k=3, min_length=4, random_seeds=(0, 1)
+    )
     d = json.loads(res.to_json(tmp_path / "r.json"))
     assert json.loads((tmp_path / "r.json").read_text()) == d
     assert d["k"] == [0, 1, 2, 3] and d["n_correct"] == 2 and d["n_false"] == 2 and d["n_used"] == 4
@@ -248,13 +307,18 @@ def test_json_and_csv(model, tmp_path):
     assert d["methods"]["lrp"]["false"] == [0.0, 0.5, 1.0, 1.0]
     assert d["methods"]["lrp"]["area"]["correct"] == pytest.approx(2.5 / 3)
     assert "correct_std" not in d["methods"]["lrp"]
-    assert len(d["methods"]["random"]["correct_std"]) == 4 and d["methods"]["random"]["seeds"] == [0, 1]
+    assert len(d["methods"]["random"]["correct_std"]) == 4 and d["methods"]["random"]["seeds"] == [
+        0,
+        1,
+    ]
     assert d["params"]["mode"] == "zero" and d["order"]["false"] == "increasing"
 
     rows = list(csv.DictReader(io.StringIO(res.to_csv(tmp_path / "r.csv"))))
     assert (tmp_path / "r.csv").read_text() == res.to_csv()
     assert len(rows) == 2 * 2 * 4
-    lrp_false = [float(r["accuracy"]) for r in rows if r["method"] == "lrp" and r["subset"] == "false"]
+    lrp_false = [
+        float(r["accuracy"]) for r in rows if r["method"] == "lrp" and r["subset"] == "false"
+    ]
     assert lrp_false == [0.0, 0.5, 1.0, 1.0]
     assert all(r["std"] == "" for r in rows if r["method"] == "lrp")
     assert all(r["std"] != "" and r["n"] == "2" for r in rows if r["method"] == "random")
@@ -267,7 +331,9 @@ def test_json_and_csv(model, tmp_path):
 
 
 def test_plot(model, tmp_path, monkeypatch):
-    res = word_deletion(model, SENTENCES, LABELS, methods=("lrp", "random"), k=3, min_length=4, random_seeds=(0, 1))
+    res = word_deletion(
+        model, SENTENCES, LABELS, methods=("lrp", "random"), k=3, min_length=4, random_seeds=(0, 1)
+    )
     pytest.importorskip("matplotlib")
     out = res.plot(tmp_path / "d.png")
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -295,10 +361,22 @@ def test_bad_arguments(model):
 
 def test_label_forms(model):
     by_name = word_deletion(model, SENTENCES, LABELS, methods=("lrp",), k=2, min_length=4)
-    by_index = word_deletion(model, SENTENCES, [["neg", "pos"].index(x) for x in LABELS], methods=("lrp",),
-                             k=2, min_length=4)
-    by_digit = word_deletion(model, SENTENCES, [str(["neg", "pos"].index(x)) for x in LABELS], methods=("lrp",),
-                             k=2, min_length=4)
+    by_index = word_deletion(
+        model,
+        SENTENCES,
+        [["neg", "pos"].index(x) for x in LABELS],
+        methods=("lrp",),
+        k=2,
+        min_length=4,
+    )
+    by_digit = word_deletion(
+        model,
+        SENTENCES,
+        [str(["neg", "pos"].index(x)) for x in LABELS],
+        methods=("lrp",),
+        k=2,
+        min_length=4,
+    )
     for r in (by_index, by_digit):
         np.testing.assert_array_equal(r.methods["lrp"].correct, by_name.methods["lrp"].correct)
         np.testing.assert_array_equal(r.methods["lrp"].false, by_name.methods["lrp"].false)
@@ -316,7 +394,9 @@ def test_load_labelled_formats(tmp_path):
     sents, labels = load_labelled(tsv, class_names=["neg", "pos"])
     assert sents == SENTENCES and labels == [1, 0, 1, 0, 1]
     ptb = tmp_path / "t.txt"
-    ptb.write_text("(3 (4 great) (1 bad))\n\n(1 (2 the) (1 (1 awful) (2 film)))\n", encoding="utf-8")
+    ptb.write_text(
+        "(3 (4 great) (1 bad))\n\n(1 (2 the) (1 (1 awful) (2 film)))\n", encoding="utf-8"
+    )
     sents, labels = load_labelled(ptb)
     assert sents == [["great", "bad"], ["the", "awful", "film"]] and labels == [3, 1]
     assert load_labelled(ptb, format="sst") == (sents, labels)
@@ -340,9 +420,25 @@ def test_cli_on_tsv(model, tmp_path, capsys):
     model.save(model_path)
     tsv = tmp_path / "d.tsv"
     write_tsv(tsv)
-    argv = ["deletion", "--data", str(tsv), "--model", str(model_path), "--methods", "lrp,gi,random",
-            "-k", "3", "--min-length", "4", "--seeds", "2", "--json", str(tmp_path / "r.json"),
-            "--csv", str(tmp_path / "r.csv")]
+    argv = [
+        "deletion",
+        "--data",
+        str(tsv),
+        "--model",
+        str(model_path),
+        "--methods",
+        "lrp,gi,random",
+        "-k",
+        "3",
+        "--min-length",
+        "4",
+        "--seeds",
+        "2",
+        "--json",
+        str(tmp_path / "r.json"),
+        "--csv",
+        str(tmp_path / "r.csv"),
+    ]
     assert run_cli(argv) == 0
     out = capsys.readouterr().out
     assert "initially correct (n=2)" in out and "wrote" in out
@@ -359,11 +455,32 @@ def test_cli_via_main(model, tmp_path, capsys):
     model.save(model_path)
     tsv = tmp_path / "d.tsv"
     write_tsv(tsv)
-    assert cli.main(["deletion", "--data", str(tsv), "--model", str(model_path), "--methods", "lrp",
-                     "-k", "2", "--min-length", "4", "--rules", "prop"]) == 0
+    assert (
+        cli.main(
+            [
+                "deletion",
+                "--data",
+                str(tsv),
+                "--model",
+                str(model_path),
+                "--methods",
+                "lrp",
+                "-k",
+                "2",
+                "--min-length",
+                "4",
+                "--rules",
+                "prop",
+            ]
+        )
+        == 0
+    )
     assert "lrp-prop" in capsys.readouterr().out
     # a user mistake: one clear line, exit code 2
-    assert cli.main(["deletion", "--data", str(tsv), "--model", str(model_path), "--methods", "lime"]) == 2
+    assert (
+        cli.main(["deletion", "--data", str(tsv), "--model", str(model_path), "--methods", "lime"])
+        == 2
+    )
     assert "unknown method" in capsys.readouterr().err
 
 
@@ -374,8 +491,9 @@ def naive_curves(model, sents, labels, *, method, rule, k, mode, target, seed):
         T = len(s)
         pred = int(np.argmax(model.predict([s])[0]))
         correct = pred == label
-        rel = model.explain(s, method=method, target=label if target == "true" else pred, rule=rule,
-                            seed=seed).relevance
+        rel = model.explain(
+            s, method=method, target=label if target == "true" else pred, rule=rule, seed=seed
+        ).relevance
         decreasing = correct or target == "predicted"
         order = sorted(range(T), key=lambda t: (-rel[t] if decreasing else rel[t], t))
         row = [correct]
@@ -392,20 +510,39 @@ def naive_curves(model, sents, labels, *, method, rule, k, mode, target, seed):
     return c.mean(axis=0), f.mean(axis=0)
 
 
-@pytest.mark.parametrize("mode,target", [("zero", "true"), ("remove", "true"), ("zero", "predicted")])
+@pytest.mark.parametrize(
+    "mode,target", [("zero", "true"), ("remove", "true"), ("zero", "predicted")]
+)
 def test_matches_naive_loop_on_random_model(make_random_model, mode, target):
     rng = np.random.default_rng(5)
     arrays = make_random_model(rng, e=4, layers=((5, True),), V=12, C=3, scale=1.0)
-    toy = textlrp.from_arrays(arrays["embedding"], arrays["lstm_layers"], arrays["head"], dtype=np.float64)
+    toy = textlrp.from_arrays(
+        arrays["embedding"], arrays["lstm_layers"], arrays["head"], dtype=np.float64
+    )
     # a small vocabulary, so that methods often agree and the shared prediction cache is exercised
     sents = [rng.integers(0, 12, size=int(rng.integers(3, 9))).tolist() for _ in range(60)]
     labels = rng.integers(0, 3, size=60).tolist()
-    res = word_deletion(toy, sents, labels, methods=("lrp", "lrp-abs", "gi", "occlusion", "random"), k=6,
-                        min_length=3, mode=mode, target=target, random_seeds=(3,))
+    res = word_deletion(
+        toy,
+        sents,
+        labels,
+        methods=("lrp", "lrp-abs", "gi", "occlusion", "random"),
+        k=6,
+        min_length=3,
+        mode=mode,
+        target=target,
+        random_seeds=(3,),
+    )
     assert 0 < res.n_correct < 60 and res.n_forward < res.n_steps
-    for name, method, rule in (("lrp", "lrp", "signal-take-all"), ("lrp-abs", "lrp", "abs"),
-                               ("gi", "gi", "signal-take-all"), ("occlusion", "occlusion", "signal-take-all"),
-                               ("random", "random", "signal-take-all")):
-        c, f = naive_curves(toy, sents, labels, method=method, rule=rule, k=6, mode=mode, target=target, seed=3)
+    for name, method, rule in (
+        ("lrp", "lrp", "signal-take-all"),
+        ("lrp-abs", "lrp", "abs"),
+        ("gi", "gi", "signal-take-all"),
+        ("occlusion", "occlusion", "signal-take-all"),
+        ("random", "random", "signal-take-all"),
+    ):
+        c, f = naive_curves(
+            toy, sents, labels, method=method, rule=rule, k=6, mode=mode, target=target, seed=3
+        )
         np.testing.assert_allclose(res.methods[name].correct, c, err_msg=name)
         np.testing.assert_allclose(res.methods[name].false, f, err_msg=name)

@@ -44,8 +44,10 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
 
 
 def _offline_hint(url: str, dest: Path) -> str:
-    return (f"Without network access, download {url} on another machine and install it from the file:\n"
-            f"  textlrp data sst --dest {dest} --archive PATH/TO/trainDevTestTrees_PTB.zip")
+    return (
+        f"Without network access, download {url} on another machine and install it from the file:\n"
+        f"  textlrp data sst --dest {dest} --archive PATH/TO/trainDevTestTrees_PTB.zip"
+    )
 
 
 def _fetch(url: str, out: BinaryIO, *, timeout: float, progress: bool, dest: Path) -> None:
@@ -55,38 +57,62 @@ def _fetch(url: str, out: BinaryIO, *, timeout: float, progress: bool, dest: Pat
             total = response.headers.get("Content-Length")
             from tqdm import tqdm
 
-            with tqdm(total=int(total) if total and total.isdigit() else None, unit="B", unit_scale=True,
-                      desc="trainDevTestTrees_PTB.zip", disable=not progress, file=sys.stderr) as bar:
+            with tqdm(
+                total=int(total) if total and total.isdigit() else None,
+                unit="B",
+                unit_scale=True,
+                desc="trainDevTestTrees_PTB.zip",
+                disable=not progress,
+                file=sys.stderr,
+            ) as bar:
                 for block in iter(lambda: response.read(_CHUNK), b""):
                     out.write(block)
                     bar.update(len(block))
     except urllib.error.HTTPError as exc:
-        raise ConnectionError(f"could not download {url} (HTTP {exc.code} {exc.reason}).\n"
-                              + _offline_hint(url, dest)) from None
+        raise ConnectionError(
+            f"could not download {url} (HTTP {exc.code} {exc.reason}).\n" + _offline_hint(url, dest)
+        ) from None
     except urllib.error.URLError as exc:
-        raise ConnectionError(f"could not download {url} ({exc.reason}).\n" + _offline_hint(url, dest)) from None
+        raise ConnectionError(
+            f"could not download {url} ({exc.reason}).\n" + _offline_hint(url, dest)
+        ) from None
     except (TimeoutError, ConnectionError, http.client.HTTPException) as exc:
-        raise ConnectionError(f"could not download {url} ({exc}).\n" + _offline_hint(url, dest)) from None
+        raise ConnectionError(
+            f"could not download {url} ({exc}).\n" + _offline_hint(url, dest)
+        ) from None
 
 
 def _member(zf: zipfile.ZipFile, name: str, archive: str) -> zipfile.ZipInfo:
-    hits = [i for i in zf.infolist() if not i.is_dir() and (i.filename == f"trees/{name}"
-                                                            or i.filename.endswith(f"/trees/{name}"))]
+    hits = [
+        i
+        for i in zf.infolist()
+        if not i.is_dir()
+        and (i.filename == f"trees/{name}" or i.filename.endswith(f"/trees/{name}"))
+    ]
     if len(hits) != 1:
         what = "lacks" if not hits else "has several"
         raise ValueError(f"{archive} {what} trees/{name}; is it trainDevTestTrees_PTB.zip?")
     if hits[0].file_size > _MAX_MEMBER_BYTES:
-        raise ValueError(f"{archive}: {hits[0].filename} is {hits[0].file_size} bytes, too large for SST")
+        raise ValueError(
+            f"{archive}: {hits[0].filename} is {hits[0].file_size} bytes, too large for SST"
+        )
     return hits[0]
 
 
-def _stage(zip_path: Path, archive_label: str, dest: Path, expected: dict[str, str],
-           staged: dict[str, Path]) -> None:
+def _stage(
+    zip_path: Path,
+    archive_label: str,
+    dest: Path,
+    expected: dict[str, str],
+    staged: dict[str, Path],
+) -> None:
     """Unpack each member to a temp file in dest, hashing as it goes; raise on a mismatch."""
     try:
         zf = zipfile.ZipFile(zip_path)
     except zipfile.BadZipFile:
-        raise ValueError(f"{archive_label} is not a zip archive (expected trainDevTestTrees_PTB.zip)") from None
+        raise ValueError(
+            f"{archive_label} is not a zip archive (expected trainDevTestTrees_PTB.zip)"
+        ) from None
     with zf:
         for name, want in expected.items():
             info = _member(zf, name, archive_label)
@@ -100,12 +126,21 @@ def _stage(zip_path: Path, archive_label: str, dest: Path, expected: dict[str, s
             if h.hexdigest() != want:
                 raise ValueError(
                     f"sha256 mismatch for {info.filename} in {archive_label}:\n  expected {want}\n"
-                    f"  got      {h.hexdigest()}\nThis is not the official SST release (or it was damaged "
-                    "in transit); nothing was installed.")
+                    f"  got      {h.hexdigest()}\n"
+                    "This is not the official SST release (or it was damaged "
+                    "in transit); nothing was installed."
+                )
 
 
-def install_sst(dest: str | os.PathLike[str], *, url: str = SST_URL, archive: str | os.PathLike[str] | None = None,
-                force: bool = False, timeout: float = 60.0, progress: bool | None = None) -> dict[str, Path]:
+def install_sst(
+    dest: str | os.PathLike[str],
+    *,
+    url: str = SST_URL,
+    archive: str | os.PathLike[str] | None = None,
+    force: bool = False,
+    timeout: float = 60.0,
+    progress: bool | None = None,
+) -> dict[str, Path]:
     """Install DEST/{train,dev,test}.txt from the official SST archive; return their paths.
 
     archive: a local copy of trainDevTestTrees_PTB.zip (no network used). Without it the
@@ -124,10 +159,14 @@ def install_sst(dest: str | os.PathLike[str], *, url: str = SST_URL, archive: st
         raise NotADirectoryError(f"{dest} exists and is not a directory")
     present = [n for n, p in targets.items() if p.exists()]
     if present and not force:
-        if len(present) == len(targets) and all(sha256_file(targets[n]) == expected[n] for n in targets):
+        if len(present) == len(targets) and all(
+            sha256_file(targets[n]) == expected[n] for n in targets
+        ):
             return targets
-        raise FileExistsError(f"{dest} already holds {', '.join(present)} that are not (all) the verified SST "
-                              "files; pass --force (force=True) to replace them")
+        raise FileExistsError(
+            f"{dest} already holds {', '.join(present)} that are not (all) the verified SST "
+            "files; pass --force (force=True) to replace them"
+        )
     if archive is not None and not Path(archive).is_file():
         raise FileNotFoundError(f"no such archive: {archive}")
 
@@ -137,7 +176,9 @@ def install_sst(dest: str | os.PathLike[str], *, url: str = SST_URL, archive: st
     download: Path | None = None
     try:
         if archive is None:
-            fd, tmp = tempfile.mkstemp(prefix=".trainDevTestTrees_PTB.", suffix=".zip.part", dir=dest)
+            fd, tmp = tempfile.mkstemp(
+                prefix=".trainDevTestTrees_PTB.", suffix=".zip.part", dir=dest
+            )
             download = Path(tmp)
             with os.fdopen(fd, "wb") as out:
                 _fetch(url, out, timeout=timeout, progress=progress, dest=dest)
@@ -161,20 +202,30 @@ def register_cli(subparsers: Any) -> None:
     sub = p.add_subparsers(dest="dataset", metavar="DATASET")
     sub.required = True
     s = sub.add_parser(
-        "sst", help="Stanford Sentiment Treebank (train/dev/test PTB trees)",
+        "sst",
+        help="Stanford Sentiment Treebank (train/dev/test PTB trees)",
         description=f"Fetch the official SST archive ({SST_URL}), verify the sha256 of "
-                    "trees/{train,dev,test}.txt and install them as DEST/{train,dev,test}.txt.")
+        "trees/{train,dev,test}.txt and install them as DEST/{train,dev,test}.txt.",
+    )
     s.add_argument("--dest", required=True, help="directory for train.txt, dev.txt, test.txt")
     s.add_argument("--url", default=SST_URL, help="archive URL (default: %(default)s)")
-    s.add_argument("--archive", default=None, metavar="PATH",
-                   help="install from a local trainDevTestTrees_PTB.zip instead of downloading")
+    s.add_argument(
+        "--archive",
+        default=None,
+        metavar="PATH",
+        help="install from a local trainDevTestTrees_PTB.zip instead of downloading",
+    )
     s.add_argument("--force", action="store_true", help="replace existing files in DEST")
-    s.add_argument("--timeout", type=float, default=60.0, help="network timeout in seconds (default: 60)")
+    s.add_argument(
+        "--timeout", type=float, default=60.0, help="network timeout in seconds (default: 60)"
+    )
     s.set_defaults(func=_cli_sst)
 
 
 def _cli_sst(args: argparse.Namespace) -> int:
-    paths = install_sst(args.dest, url=args.url, archive=args.archive, force=args.force, timeout=args.timeout)
+    paths = install_sst(
+        args.dest, url=args.url, archive=args.archive, force=args.force, timeout=args.timeout
+    )
     for name, path in paths.items():
         print(f"{path}  sha256 {SST_SHA256[name]}")
     return 0

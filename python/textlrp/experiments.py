@@ -27,9 +27,10 @@ import math
 import os
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -118,18 +119,18 @@ class DeletionResult:
     """
 
     k: list[int]
-    n_sentences: int          # given
-    n_used: int               # with at least min_length tokens
+    n_sentences: int  # given
+    n_used: int  # with at least min_length tokens
     n_correct: int
     n_false: int
-    n_short: int              # used sentences with fewer tokens than K can delete (see word_deletion)
+    n_short: int  # used sentences with fewer tokens than K can delete (see word_deletion)
     methods: dict[str, MethodCurves]
-    order: dict[str, str]     # {"correct": "decreasing"|"increasing", "false": ...}
+    order: dict[str, str]  # {"correct": "decreasing"|"increasing", "false": ...}
     params: dict[str, Any]
-    seconds: float            # whole run
+    seconds: float  # whole run
     timing: dict[str, float] = field(default_factory=dict)
-    n_steps: int = 0          # (sentence, k >= 1) deletion steps over all methods and seeds
-    n_forward: int = 0        # distinct deleted inputs actually sent to model.predict
+    n_steps: int = 0  # (sentence, k >= 1) deletion steps over all methods and seeds
+    n_forward: int = 0  # distinct deleted inputs actually sent to model.predict
 
     def to_dict(self) -> dict[str, Any]:
         methods = {}
@@ -146,25 +147,27 @@ class DeletionResult:
                 d["area_std"] = {"correct": m.area_correct_std, "false": m.area_false_std}
                 d["seeds"] = m.seeds
             methods[name] = d
-        return _jsonable({
-            "k": self.k,
-            "n_sentences": self.n_sentences,
-            "n_used": self.n_used,
-            "n_correct": self.n_correct,
-            "n_false": self.n_false,
-            "n_short": self.n_short,
-            "order": self.order,
-            "params": self.params,
-            "methods": methods,
-            "seconds": self.seconds,
-            "timing": self.timing,
-            "n_steps": self.n_steps,
-            "n_forward": self.n_forward,
-            "area_definition": {
-                "correct": "mean over k=1..K of (acc_0 - acc_k)",
-                "false": "mean over k=1..K of (acc_k - acc_0)",
-            },
-        })
+        return _jsonable(
+            {
+                "k": self.k,
+                "n_sentences": self.n_sentences,
+                "n_used": self.n_used,
+                "n_correct": self.n_correct,
+                "n_false": self.n_false,
+                "n_short": self.n_short,
+                "order": self.order,
+                "params": self.params,
+                "methods": methods,
+                "seconds": self.seconds,
+                "timing": self.timing,
+                "n_steps": self.n_steps,
+                "n_forward": self.n_forward,
+                "area_definition": {
+                    "correct": "mean over k=1..K of (acc_0 - acc_k)",
+                    "false": "mean over k=1..K of (acc_k - acc_0)",
+                },
+            }
+        )
 
     def to_json(self, path: str | os.PathLike[str] | None = None, *, indent: int | None = 2) -> str:
         """JSON text (NaN -> null); also written to ``path`` when given."""
@@ -179,10 +182,21 @@ class DeletionResult:
         w = csv.writer(buf, lineterminator="\n")
         w.writerow(["method", "subset", "k", "n", "accuracy", "std"])
         for name, m in self.methods.items():
-            for subset, acc, std, n in (("correct", m.correct, m.correct_std, self.n_correct),
-                                        ("false", m.false, m.false_std, self.n_false)):
+            for subset, acc, std, n in (
+                ("correct", m.correct, m.correct_std, self.n_correct),
+                ("false", m.false, m.false_std, self.n_false),
+            ):
                 for k in self.k:
-                    w.writerow([name, subset, k, n, _fmt_csv(acc[k]), "" if std is None else _fmt_csv(std[k])])
+                    w.writerow(
+                        [
+                            name,
+                            subset,
+                            k,
+                            n,
+                            _fmt_csv(acc[k]),
+                            "" if std is None else _fmt_csv(std[k]),
+                        ]
+                    )
         text = buf.getvalue()
         if path is not None:
             Path(path).write_text(text, encoding="utf-8")
@@ -192,12 +206,18 @@ class DeletionResult:
         """Plain-text table for the terminal: accuracies in percent, area in percentage points."""
         p = self.params
         lines = [
-            f"word deletion: {self.n_used} of {self.n_sentences} sentences with >= {p['min_length']} tokens, "
-            f"target={p['target']}, mode={p['mode']}",
+            (
+                f"word deletion: {self.n_used} of {self.n_sentences} sentences "
+                f"with >= {p['min_length']} "
+                f"tokens, target={p['target']}, mode={p['mode']}"
+            )
         ]
         for subset, n in (("correct", self.n_correct), ("false", self.n_false)):
             lines.append("")
-            lines.append(f"initially {subset} (n={n}), {self.order[subset]} relevance first: accuracy % after k deletions")
+            lines.append(
+                f"initially {subset} (n={n}), {self.order[subset]} relevance first: "
+                "accuracy % after k deletions"
+            )
             header = ["method"] + [f"k={k}" for k in self.k] + ["area"]
             rows = []
             for name, m in self.methods.items():
@@ -210,17 +230,21 @@ class DeletionResult:
                     cells.append(_pct(acc[k], None if std is None else std[k]))
                 cells.append(_pct(area, astd))
                 rows.append(cells)
-            widths = [max(len(r[i]) for r in [header] + rows) for i in range(len(header))]
-            fmt = lambda r: "  ".join(c.ljust(widths[0]) if i == 0 else c.rjust(widths[i]) for i, c in enumerate(r))  # noqa: E731
-            lines.append(fmt(header))
-            lines.extend(fmt(r) for r in rows)
+            lines.extend(_align([header, *rows]))
         lines.append("")
-        lines.append(f"area = mean over k=1..{self.k[-1]} of the accuracy change (points; higher is better)")
-        lines.append(f"time: {self.seconds:.2f} s ({self.n_forward} forward passes for {self.n_steps} deletion steps)")
+        lines.append(
+            f"area = mean over k=1..{self.k[-1]} of the accuracy change (points; higher is better)"
+        )
+        lines.append(
+            f"time: {self.seconds:.2f} s "
+            f"({self.n_forward} forward passes for {self.n_steps} deletion steps)"
+        )
         return "\n".join(lines)
 
     def plot(self, path: str | os.PathLike[str], *, title: str | None = None) -> Path:
-        """Accuracy vs number of deleted words, correct and false subsets side by side (PNG, SVG, PDF ...).
+        """Accuracy vs number of deleted words; correct and false subsets side by side.
+
+        The format follows the file suffix (PNG, SVG, PDF ...).
 
         Needs matplotlib (``pip install textlrp[plot]``).
         """
@@ -231,22 +255,45 @@ class DeletionResult:
         # Figure without pyplot: no global backend state is touched.
         fig = Figure(figsize=(10, 4.2), layout="constrained")
         axes = fig.subplots(1, 2)
-        styles = {"lrp": ("tab:red", "o"), "sa": ("tab:blue", "s"), "gi": ("tab:green", "^"),
-                  "occlusion": ("tab:purple", "D"), "random": ("black", "x")}
-        extra = iter([("tab:orange", "v"), ("tab:brown", "P"), ("tab:pink", "*"), ("tab:olive", "h"),
-                      ("tab:cyan", "<")])
+        styles = {
+            "lrp": ("tab:red", "o"),
+            "sa": ("tab:blue", "s"),
+            "gi": ("tab:green", "^"),
+            "occlusion": ("tab:purple", "D"),
+            "random": ("black", "x"),
+        }
+        extra = iter(
+            [
+                ("tab:orange", "v"),
+                ("tab:brown", "P"),
+                ("tab:pink", "*"),
+                ("tab:olive", "h"),
+                ("tab:cyan", "<"),
+            ]
+        )
         for name in self.methods:  # same style for a method in both panels
             if name not in styles:
                 styles[name] = next(extra, ("gray", "."))
-        for ax, subset, n in ((axes[0], "correct", self.n_correct), (axes[1], "false", self.n_false)):
+        for ax, subset, n in (
+            (axes[0], "correct", self.n_correct),
+            (axes[1], "false", self.n_false),
+        ):
             for name, m in self.methods.items():
                 color, marker = styles[name]
                 acc = 100 * (m.correct if subset == "correct" else m.false)
                 std = m.correct_std if subset == "correct" else m.false_std
-                ax.plot(self.k, acc, marker=marker, color=color, label=name,
-                        linestyle="--" if name == "random" else "-")
+                ax.plot(
+                    self.k,
+                    acc,
+                    marker=marker,
+                    color=color,
+                    label=name,
+                    linestyle="--" if name == "random" else "-",
+                )
                 if std is not None:
-                    ax.fill_between(self.k, acc - 100 * std, acc + 100 * std, color=color, alpha=0.15)
+                    ax.fill_between(
+                        self.k, acc - 100 * std, acc + 100 * std, color=color, alpha=0.15
+                    )
             ax.set_xlabel("number of deleted words")
             ax.set_ylabel("accuracy (%)")
             ax.set_xticks(self.k)
@@ -258,6 +305,15 @@ class DeletionResult:
         path = Path(path)
         fig.savefig(path, dpi=120)
         return path
+
+
+def _align(rows: list[list[str]]) -> list[str]:
+    """First column left-aligned, the others right-aligned."""
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return [
+        "  ".join(c.ljust(widths[0]) if i == 0 else c.rjust(widths[i]) for i, c in enumerate(r))
+        for r in rows
+    ]
 
 
 def _fmt_csv(x: float) -> str:
@@ -277,32 +333,68 @@ def _chunks(n: int, size: int) -> list[slice]:
     return [slice(s, min(s + size, n)) for s in range(0, n, size)]
 
 
-def _predict(model: Any, inputs: list, deleted: list | None, threads: int | None, batch_size: int) -> np.ndarray:
+def _predict(
+    model: Any, inputs: list, deleted: list | None, threads: int | None, batch_size: int
+) -> np.ndarray:
     out = []
     for sl in _chunks(len(inputs), batch_size):
-        scores = model.predict(inputs[sl], deleted=None if deleted is None else deleted[sl], threads=threads)
+        scores = model.predict(
+            inputs[sl], deleted=None if deleted is None else deleted[sl], threads=threads
+        )
         out.append(np.argmax(np.asarray(scores), axis=1))
     return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
 
 
-def _relevances(model: Any, ids: list[np.ndarray], targets: np.ndarray, *, method: str, rule: str | None,
-                seed: int, eps: float, bias_factor: float, threads: int | None, batch_size: int,
-                name: str) -> list[np.ndarray]:
+def _relevances(
+    model: Any,
+    ids: list[np.ndarray],
+    targets: np.ndarray,
+    *,
+    method: str,
+    rule: str | None,
+    seed: int,
+    eps: float,
+    bias_factor: float,
+    threads: int | None,
+    batch_size: int,
+    name: str,
+) -> list[np.ndarray]:
     rel: list[np.ndarray] = []
     for sl in _chunks(len(ids), batch_size):
-        expl = model.explain_batch(ids[sl], method=method, target=[int(t) for t in targets[sl]], eps=eps,
-                                   bias_factor=bias_factor, rule=rule or _DEFAULT_RULE, seed=seed, threads=threads)
+        expl = model.explain_batch(
+            ids[sl],
+            method=method,
+            target=[int(t) for t in targets[sl]],
+            eps=eps,
+            bias_factor=bias_factor,
+            rule=rule or _DEFAULT_RULE,
+            seed=seed,
+            threads=threads,
+        )
         rel.extend(np.asarray(e.relevance, dtype=np.float64) for e in expl)
     for i, (r, x) in enumerate(zip(rel, ids)):
         if r.shape != (len(x),):
-            raise RuntimeError(f"{name}: relevance of sentence {i} has shape {r.shape}, expected ({len(x)},)")
+            raise RuntimeError(
+                f"{name}: relevance of sentence {i} has shape {r.shape}, expected ({len(x)},)"
+            )
         if not np.all(np.isfinite(r)):
-            raise ValueError(f"{name}: relevance of sentence {i} is not finite; cannot order its words")
+            raise ValueError(
+                f"{name}: relevance of sentence {i} is not finite; cannot order its words"
+            )
     return rel
 
 
-def _curve(model: Any, ids: list[np.ndarray], orders: list[np.ndarray], y: np.ndarray, K: int, mode: str,
-           cache: dict[tuple[int, frozenset[int]], int], threads: int | None, batch_size: int) -> np.ndarray:
+def _curve(
+    model: Any,
+    ids: list[np.ndarray],
+    orders: list[np.ndarray],
+    y: np.ndarray,
+    K: int,
+    mode: str,
+    cache: dict[tuple[int, frozenset[int]], int],
+    threads: int | None,
+    batch_size: int,
+) -> np.ndarray:
     """hits[i, k] = sentence i is classified as y[i] after deleting its first k words of orders[i].
 
     ``cache`` maps (sentence, set of deleted positions) to the predicted class; it is shared by
@@ -423,10 +515,10 @@ def word_deletion(
     specs: dict[str, tuple[str, str | None]] = {}
     for name in methods:
         specs.setdefault(name, _parse_method(name))
-    for rule in rules or ():
-        if rule not in RULES:
-            raise ValueError(f"unknown rule {rule!r}; known: {', '.join(RULES)}")
-        specs.setdefault(_method_name(rule), ("lrp", rule))
+    for extra_rule in rules or ():
+        if extra_rule not in RULES:
+            raise ValueError(f"unknown rule {extra_rule!r}; known: {', '.join(RULES)}")
+        specs.setdefault(_method_name(extra_rule), ("lrp", extra_rule))
     if not specs:
         raise ValueError("no method given")
     seeds = [int(s) for s in random_seeds]
@@ -440,7 +532,9 @@ def word_deletion(
     ids_all = [np.asarray(model.encode(x)[1], dtype=np.int64) for x in sentences]
     keep = [i for i, x in enumerate(ids_all) if len(x) >= min_length]
     if not keep:
-        raise ValueError(f"none of the {len(sentences)} sentences has at least min_length={min_length} tokens")
+        raise ValueError(
+            f"none of the {len(sentences)} sentences has at least min_length={min_length} tokens"
+        )
     ids = [ids_all[i] for i in keep]
     y = y_all[keep]
     timing["encode"] = time.perf_counter() - t
@@ -449,10 +543,14 @@ def word_deletion(
     pred0 = _predict(model, ids, None, threads, batch_size)
     timing["predict_intact"] = time.perf_counter() - t
     correct = pred0 == y
-    cache: dict[tuple[int, frozenset[int]], int] = {(i, frozenset()): int(p) for i, p in enumerate(pred0)}
+    cache: dict[tuple[int, frozenset[int]], int] = {
+        (i, frozenset()): int(p) for i, p in enumerate(pred0)
+    }
     targets = y if target == "true" else pred0
-    decreasing = {"correct": order in ("auto", "decreasing"),
-                  "false": order == "decreasing" or (order == "auto" and target == "predicted")}
+    decreasing = {
+        "correct": order in ("auto", "decreasing"),
+        "false": order == "decreasing" or (order == "auto" and target == "predicted"),
+    }
     lengths = np.array([len(x) for x in ids])
     n_short = int(np.sum(lengths < K) if mode == "zero" else np.sum(lengths <= K))
 
@@ -469,12 +567,26 @@ def word_deletion(
         t_m = time.perf_counter()
         t_rel = t_pred = 0.0
         curves_c, curves_f = [], []
-        for seed in (seeds if method == "random" else [0]):
+        for seed in seeds if method == "random" else [0]:
             t = time.perf_counter()
-            rel = _relevances(model, ids, targets, method=method, rule=rule, seed=seed, eps=eps,
-                              bias_factor=bias_factor, threads=threads, batch_size=batch_size, name=name)
+            rel = _relevances(
+                model,
+                ids,
+                targets,
+                method=method,
+                rule=rule,
+                seed=seed,
+                eps=eps,
+                bias_factor=bias_factor,
+                threads=threads,
+                batch_size=batch_size,
+                name=name,
+            )
             t_rel += time.perf_counter() - t
-            orders = [deletion_order(r, decreasing["correct" if c else "false"]) for r, c in zip(rel, correct)]
+            orders = [
+                deletion_order(r, decreasing["correct" if c else "false"])
+                for r, c in zip(rel, correct)
+            ]
             t = time.perf_counter()
             hits = _curve(model, ids, orders, y, K, mode, cache, threads, batch_size)
             n_steps += len(ids) * K
@@ -484,9 +596,14 @@ def word_deletion(
         cc, cf = np.array(curves_c), np.array(curves_f)
         areas_c = np.array([_area(c, +1) for c in cc])
         areas_f = np.array([_area(c, -1) for c in cf])
-        mc = MethodCurves(name=name, correct=cc.mean(axis=0), false=cf.mean(axis=0),
-                          area_correct=float(areas_c.mean()), area_false=float(areas_f.mean()),
-                          seconds=time.perf_counter() - t_m)
+        mc = MethodCurves(
+            name=name,
+            correct=cc.mean(axis=0),
+            false=cf.mean(axis=0),
+            area_correct=float(areas_c.mean()),
+            area_false=float(areas_f.mean()),
+            seconds=time.perf_counter() - t_m,
+        )
         if method == "random":
             ddof = 1 if len(seeds) > 1 else 0
             mc.correct_std, mc.false_std = cc.std(axis=0, ddof=ddof), cf.std(axis=0, ddof=ddof)
@@ -497,20 +614,40 @@ def word_deletion(
         timing[f"{name}_relevance"] = t_rel
         timing[f"{name}_deletion"] = t_pred
 
-    params = {"methods": names, "k": K, "min_length": int(min_length), "target": target, "order": order,
-              "mode": mode, "random_seeds": seeds, "eps": float(eps), "bias_factor": float(bias_factor),
-              "rules": {n: s[1] for n, s in specs.items() if s[0] == "lrp"}, "threads": threads,
-              "batch_size": int(batch_size)}
+    params = {
+        "methods": names,
+        "k": K,
+        "min_length": int(min_length),
+        "target": target,
+        "order": order,
+        "mode": mode,
+        "random_seeds": seeds,
+        "eps": float(eps),
+        "bias_factor": float(bias_factor),
+        "rules": {n: s[1] for n, s in specs.items() if s[0] == "lrp"},
+        "threads": threads,
+        "batch_size": int(batch_size),
+    }
     return DeletionResult(
-        k=list(range(K + 1)), n_sentences=len(sentences), n_used=len(ids), n_correct=int(correct.sum()),
-        n_false=int((~correct).sum()), n_short=n_short, methods=results,
+        k=list(range(K + 1)),
+        n_sentences=len(sentences),
+        n_used=len(ids),
+        n_correct=int(correct.sum()),
+        n_false=int((~correct).sum()),
+        n_short=n_short,
+        methods=results,
         order={s: "decreasing" if d else "increasing" for s, d in decreasing.items()},
-        params=params, seconds=time.perf_counter() - t_start, timing=timing, n_steps=n_steps,
-        n_forward=len(cache) - len(ids))
+        params=params,
+        seconds=time.perf_counter() - t_start,
+        timing=timing,
+        n_steps=n_steps,
+        n_forward=len(cache) - len(ids),
+    )
 
 
 # ---------------------------------------------------------------------------------------------
 # Data and command line
+
 
 def _detect_format(path: Path) -> str:
     with path.open(encoding="utf-8") as f:
@@ -520,13 +657,16 @@ def _detect_format(path: Path) -> str:
                     return "sst"
                 if "\t" in line:
                     return "tsv"
-                raise ValueError(f"{path}: cannot tell the format (neither a PTB tree nor 'label<TAB>text'); "
-                                 "pass --format sst|tsv")
+                raise ValueError(
+                    f"{path}: cannot tell the format (neither a PTB tree nor 'label<TAB>text'); "
+                    "pass --format sst|tsv"
+                )
     raise ValueError(f"{path}: no data")
 
 
-def load_labelled(path: str | os.PathLike[str], *, format: str = "auto",
-                  class_names: Sequence[str] | None = None) -> tuple[list[list[str]], list[int]]:
+def load_labelled(
+    path: str | os.PathLike[str], *, format: str = "auto", class_names: Sequence[str] | None = None
+) -> tuple[list[list[str]], list[int]]:
     """Token lists and label indices from an SST PTB tree file or a ``label<TAB>text`` file.
 
     format: ``"auto"`` (a first line starting with ``(`` is SST, one with a tab is TSV),
@@ -558,16 +698,34 @@ def _csv_list(text: str) -> list[str]:
 def register_cli(subparsers: Any) -> None:
     """Add the ``deletion`` subcommand."""
     p = subparsers.add_parser(
-        "deletion", help="word-deletion evaluation of explanation methods (Arras et al. 2017)",
-        description="Delete the most relevant words of correctly classified sentences (least relevant of "
-                    "falsely classified ones) and report accuracy after 0..K deletions per method.")
-    p.add_argument("--data", required=True, help="SST PTB tree file (e.g. test.txt) or label<TAB>text file")
-    p.add_argument("--format", choices=("auto", "sst", "tsv"), default="auto", help="data format (default: auto)")
+        "deletion",
+        help="word-deletion evaluation of explanation methods (Arras et al. 2017)",
+        description="Delete the most relevant words of correctly classified sentences "
+        "(least relevant of "
+        "falsely classified ones) and report accuracy after 0..K deletions per method.",
+    )
+    p.add_argument(
+        "--data", required=True, help="SST PTB tree file (e.g. test.txt) or label<TAB>text file"
+    )
+    p.add_argument(
+        "--format",
+        choices=("auto", "sst", "tsv"),
+        default="auto",
+        help="data format (default: auto)",
+    )
     p.add_argument("--model", default=None, help="model .npz (default: the bundled SST-5 model)")
-    p.add_argument("--methods", default=",".join(METHODS), help="comma-separated (default: %(default)s)")
-    p.add_argument("--rules", default="", help="extra LRP rules reported as lrp-<rule>, e.g. prop,half,abs")
-    p.add_argument("-k", "--k", type=int, default=5, help="largest number of deleted words (default: 5)")
-    p.add_argument("--min-length", type=int, default=10, help="skip shorter sentences (default: 10)")
+    p.add_argument(
+        "--methods", default=",".join(METHODS), help="comma-separated (default: %(default)s)"
+    )
+    p.add_argument(
+        "--rules", default="", help="extra LRP rules reported as lrp-<rule>, e.g. prop,half,abs"
+    )
+    p.add_argument(
+        "-k", "--k", type=int, default=5, help="largest number of deleted words (default: 5)"
+    )
+    p.add_argument(
+        "--min-length", type=int, default=10, help="skip shorter sentences (default: 10)"
+    )
     p.add_argument("--target", choices=("true", "predicted"), default="true")
     p.add_argument("--order", choices=("auto", "decreasing", "increasing"), default="auto")
     p.add_argument("--mode", choices=("zero", "remove"), default="zero")
@@ -590,10 +748,23 @@ def _cli_deletion(args: argparse.Namespace) -> int:
     model = load_model(args.model)
     sentences, labels = load_labelled(args.data, format=args.format, class_names=model.class_names)
     result = word_deletion(
-        model, sentences, labels, methods=_csv_list(args.methods), k=args.k, min_length=args.min_length,
-        target=args.target, order=args.order, mode=args.mode, random_seeds=range(args.seeds),
-        rules=_csv_list(args.rules), eps=args.eps, bias_factor=args.bias_factor, threads=args.threads,
-        batch_size=args.batch_size, progress=sys.stderr.isatty())
+        model,
+        sentences,
+        labels,
+        methods=_csv_list(args.methods),
+        k=args.k,
+        min_length=args.min_length,
+        target=args.target,
+        order=args.order,
+        mode=args.mode,
+        random_seeds=range(args.seeds),
+        rules=_csv_list(args.rules),
+        eps=args.eps,
+        bias_factor=args.bias_factor,
+        threads=args.threads,
+        batch_size=args.batch_size,
+        progress=sys.stderr.isatty(),
+    )
     print(result.table())
     if args.json:
         result.to_json(args.json)
