@@ -20,6 +20,7 @@ import csv
 import io
 import json
 import sys
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -546,3 +547,14 @@ def test_matches_naive_loop_on_random_model(make_random_model, mode, target):
         )
         np.testing.assert_allclose(res.methods[name].correct, c, err_msg=name)
         np.testing.assert_allclose(res.methods[name].false, f, err_msg=name)
+
+
+SST_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "sst"
+
+
+@pytest.mark.skipif(not (SST_DIR / "test.txt").is_file(), reason="SST data not found")
+def test_load_labelled_sst_test_set():
+    sents, labels = load_labelled(SST_DIR / "test.txt")  # format detected from the content
+    assert len(sents) == 2210
+    assert np.bincount(labels).tolist() == [279, 633, 389, 510, 399]  # the README's counts
+    assert sum(len(s) >= 10 for s in sents) == 1849  # the protocol's sentences
