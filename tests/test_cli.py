@@ -34,7 +34,9 @@ def _random_model(seed=0):
         rng.normal(0, 1, (len(vocab), e)), [[direction(), direction()]],
         [{"W": rng.normal(0, 1, (C, 2 * d)), "b": rng.normal(0, 0.2, C)}],
         vocab=vocab, class_names=CLASSES, unk_token="<unk>", lowercase=True,
-        metadata={"name": "random test model", "accuracy": {"dev": 0.21}})
+        metadata={"name": "random test model", "accuracy": {"dev": {"fine": 0.21, "n": 1101}},
+                  "history": [{"epoch": k, "dev": 0.2} for k in range(3)], "tags": ["a", "b"],
+                  "config": {"optim": {"lr": 0.002}}})
 
 
 @pytest.fixture(scope="module")
@@ -249,10 +251,11 @@ def test_predict_text_formats(capsys, model_path):
 def test_info(capsys, model_path):
     out = ok(capsys, "info", "-m", model_path)
     assert "bidirectional LSTM 5 per direction" in out and "very positive" in out
-    assert "random test model" in out and "dev: 0.21" in out
+    assert "random test model" in out and "  accuracy\n    dev: fine 0.21, n 1101" in out
+    assert "history: [3 entries]" in out and "tags: a, b" in out and "optim: lr 0.002" in out
     card = json.loads(ok(capsys, "info", "-m", model_path, "-f", "json"))
     assert card["vocab_size"] == len(WORDS) + 1 and card["class_names"] == CLASSES
-    assert card["metadata"]["accuracy"] == {"dev": 0.21}
+    assert card["metadata"]["accuracy"] == {"dev": {"fine": 0.21, "n": 1101}}
 
 
 # --------------------------------------------------------------------------- corpora

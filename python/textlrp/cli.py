@@ -863,16 +863,30 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
-def _describe_metadata(value: Any, indent: int) -> list[str]:
+def _describe_metadata(value: dict[str, Any], indent: int) -> list[str]:
+    """Readable lines for a JSON dict: flat dicts on one line, long lists summarised."""
     pad = " " * indent
     lines = []
     for key, v in value.items():
-        if isinstance(v, dict) and v:
+        if isinstance(v, dict) and v and all(_is_scalar(x) for x in v.values()):
+            lines.append(f"{pad}{key}: " + ", ".join(f"{k} {_scalar(x)}" for k, x in v.items()))
+        elif isinstance(v, dict) and v:
             lines.append(f"{pad}{key}")
             lines.extend(_describe_metadata(v, indent + 2))
-        elif isinstance(v, list) and len(v) > 12:
-            lines.append(f"{pad}{key}: [{len(v)} items]")
+        elif isinstance(v, list) and (len(v) > 12 or not all(_is_scalar(x) for x in v)):
+            lines.append(f"{pad}{key}: [{len(v)} entries]")
+        elif isinstance(v, list):
+            lines.append(f"{pad}{key}: " + ", ".join(_scalar(x) for x in v))
         else:
-            shown = v if isinstance(v, str) else json.dumps(v, ensure_ascii=False)
-            lines.append(f"{pad}{key}: {shown}")
+            lines.append(f"{pad}{key}: {_scalar(v)}")
     return lines
+
+
+def _is_scalar(v: Any) -> bool:
+    return v is None or isinstance(v, (str, int, float, bool))
+
+
+def _scalar(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return v if isinstance(v, str) else json.dumps(v, ensure_ascii=False)
