@@ -339,18 +339,20 @@ class Model:
     def explain_batch(self, inputs: Sequence[TokensLike], *, method: str = "lrp",
                       target: Any = None, eps: float = 1e-3, bias_factor: float = 0.0,
                       rule: str = "signal-take-all", seed: int = 0, deleted: Any = None,
-                      threads: int | None = None) -> list[Explanation]:
+                      threads: int | None = None, keep_embedding: bool = True) -> list[Explanation]:
         """Explain many inputs in one call of the engine, spread over ``threads`` cores
-        (default: all). Results do not depend on the thread count."""
+        (default: all). Results do not depend on the thread count. ``keep_embedding=False``
+        skips the [T, e] embedding-level arrays, which dominate memory for large batches."""
         inputs = self._as_inputs(inputs)
         encoded = [self.encode(x) for x in inputs]
         return self._explain_encoded(inputs, encoded, method=method, target=target, eps=eps,
                                      bias_factor=bias_factor, rule=rule, seed=seed,
-                                     deleted=deleted, threads=threads)
+                                     deleted=deleted, threads=threads,
+                                     keep_embedding=keep_embedding)
 
     def _explain_encoded(self, inputs: Sequence[Any], encoded: list, *, method: str, target: Any,
                          eps: float, bias_factor: float, rule: str, seed: int, deleted: Any,
-                         threads: int | None) -> list[Explanation]:
+                         threads: int | None, keep_embedding: bool = True) -> list[Explanation]:
         if method not in METHODS:
             raise ValueError(f"unknown method {method!r}; expected one of {', '.join(METHODS)}")
         if rule not in RULES:
@@ -368,10 +370,11 @@ class Model:
         if method == "lrp":
             eps, bias_factor = float(eps), float(bias_factor)
             scores, used, rel, emb, rest = core.lrp(ids, offsets, mask, targets, eps, bias_factor,
-                                                    rule, threads, True)
+                                                    rule, threads, keep_embedding)
             params = {"rule": rule, "eps": eps, "bias_factor": bias_factor}
         elif method in ("sa", "gi"):
-            scores, used, emb, sa, gi = core.gradient(ids, offsets, mask, targets, threads, True)
+            scores, used, emb, sa, gi = core.gradient(ids, offsets, mask, targets, threads,
+                                                       keep_embedding)
             rel = sa if method == "sa" else gi
         elif method == "occlusion":
             scores, used, rel = core.occlusion(ids, offsets, mask, targets, threads)
@@ -448,7 +451,7 @@ class Model:
     @staticmethod
     def _explain_defaults(kwargs: dict[str, Any]) -> dict[str, Any]:
         params = {"method": "lrp", "target": None, "eps": 1e-3, "bias_factor": 0.0,
-                  "rule": "signal-take-all", "seed": 0, "deleted": None}
+                  "rule": "signal-take-all", "seed": 0, "deleted": None, "keep_embedding": True}
         unknown = set(kwargs) - set(params)
         if unknown:
             raise TypeError(f"unexpected arguments: {', '.join(sorted(unknown))}")
