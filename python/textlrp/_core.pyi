@@ -6,6 +6,9 @@ import numpy.typing as npt
 
 RULES: tuple[str, ...]
 
+def isa() -> str:
+    """Instruction set the kernels use on this CPU: generic, avx2 or avx512 (TEXTLRP_ISA forces one)."""
+
 _Direction = tuple[npt.ArrayLike, npt.ArrayLike, npt.ArrayLike]  # W_ih [4d, in], W_hh [4d, d], b [4d]
 _Dense = tuple[npt.ArrayLike, npt.ArrayLike | None]  # W [out, in], b [out] or None
 
