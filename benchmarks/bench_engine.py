@@ -20,8 +20,15 @@ Numbers are for this machine only; the ratios are the point.
 
 from __future__ import annotations
 
-import argparse
 import os
+
+# numpy baselines on one BLAS thread: OpenBLAS threads spin and collapse on a busy machine,
+# and one thread makes the rows comparable with textlrp threads=1 (set before numpy loads)
+if __name__ == "__main__":  # not when tests import the torch helpers
+    for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(_var, "1")
+
+import argparse
 import re
 import resource
 import sys
@@ -172,13 +179,12 @@ def main(argv=None):
     add("LRP", impl, "float64", 1, rate(lambda: [ref.lrp(m, s) for s in sub], len(sub)))
     add("GI", impl, "float64", 1, rate(lambda: [ref.gradient(m, s) for s in sub], len(sub)))
 
-    # numpy's BLAS may use every core; the row is "numpy as installed", compared at all cores
     base = batch[::max(1, args.n // max(1, args.baseline_n))][:args.baseline_n]
     chunks = in_batches(base, 250)
     label = f"{len(base)} sentences, 250/batch"
-    add("LRP", f"numpy batched, padded ({label})", "float64", cores,
+    add("LRP", f"numpy batched, padded ({label})", "float64", 1,
         rate(lambda: [ref.batch_lrp(m, c) for c in chunks], len(base)))
-    add("GI", f"numpy batched, padded ({label})", "float64", cores,
+    add("GI", f"numpy batched, padded ({label})", "float64", 1,
         rate(lambda: [ref.batch_gradient(m, c) for c in chunks], len(base)))
 
     try:
