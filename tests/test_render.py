@@ -157,6 +157,15 @@ def test_wrapping_between_words():
     assert render.ansi_tokens(long, color="none", width=10) == "a" * 30 + "(+1.00)"
 
 
+def test_summary_and_legend_wrap_at_their_separators():
+    exp = make_exp(["a", "zorb"], [1.0, -1.0], oov=[0, 1])
+    out = render.to_ansi(exp, color="256", theme="light", width=50)
+    plain = [re.sub(r"\x1b\[[0-9;]*m", "", line) for line in out.split("\n")]
+    assert plain[1].startswith("predicted pos") and plain[2].startswith("  explained pos")
+    assert plain[3].startswith("  lrp (signal-take-all")
+    assert plain[-1] == "underlined: unknown word" and all(len(line) <= 50 for line in plain)
+
+
 def test_control_characters_in_tokens_do_not_reach_the_terminal():
     exp = make_exp(["evil\x1b[2J", "ok"], [1.0, -1.0])
     out = render.to_ansi(exp, color="none")

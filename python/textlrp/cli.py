@@ -453,8 +453,8 @@ class _Writer:
             self._write(render.html_footer(count=self.count if self.corpus else None,
                                            errors=self.errors))
         elif self.fmt == "ansi" and self.kind == "explain":
-            self._write(render.ansi_legend(color=self.color, oov=self.any_oov, theme=self.theme)
-                        + "\n")
+            self._write(render.ansi_legend(color=self.color, oov=self.any_oov, theme=self.theme,
+                                           width=self.width) + "\n")
 
 
 # --------------------------------------------------------------------------- corpus input

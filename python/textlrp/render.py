@@ -15,6 +15,7 @@ import html
 import json
 import math
 import os
+import re
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TextIO
@@ -235,39 +236,41 @@ def ansi_tokens(exp: Explanation, *, color: str | None = None, values: bool = Fa
     oov = np.asarray(exp.oov, dtype=bool).ravel()
     spec = _decimals(relevance)
     anchors = _check_theme(theme) if color != "none" else _LIGHT
-    words: list[tuple[str, int]] = []  # (text with escapes, visible length)
+    words: list[str] = []
     for k, token in enumerate(exp.tokens):
         token = _safe_token(str(token))
         is_oov = bool(oov[k]) if k < oov.size else False
         if color == "none":
-            plain = f"{token}{'?' if is_oov else ''}({_fmt(relevance[k], spec)})"
-            words.append((plain, len(plain)))
+            words.append(f"{token}{'?' if is_oov else ''}({_fmt(relevance[k], spec)})")
             continue
         style = _UNDERLINE if is_oov else ""
         if abs(scaled[k]) >= _NEUTRAL_CUTOFF:
             style += _sgr(_scale_color(float(scaled[k]), anchors), color)
         word = f"{style}{token}{_RESET}" if style else token
-        visible = len(token)
         if values:
-            number = _fmt(relevance[k], spec)
-            word += f"{_DIM}{number}{_RESET}"
-            visible += len(number)
-        words.append((word, visible))
+            word += f"{_DIM}{_fmt(relevance[k], spec)}{_RESET}"
+        words.append(word)
     return _wrap(words, width, indent)
 
 
-def _wrap(words: Sequence[tuple[str, int]], width: int | None, indent: int) -> str:
+_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def _wrap(words: Sequence[str], width: int | None, indent: int, sep: str = " ") -> str:
+    """Join words with sep, starting a new line (indented) before a word that would pass width."""
     if width is None:
-        return " ".join(w for w, _ in words)
+        return sep.join(words)
+    sep_len = len(_ESCAPE.sub("", sep))
     lines: list[list[str]] = [[]]
     used = indent
-    for word, n in words:
-        if lines[-1] and used + 1 + n > width:
+    for word in words:
+        n = len(_ESCAPE.sub("", word))
+        if lines[-1] and used + sep_len + n > width:
             lines.append([])
             used = indent
-        used += n + (1 if len(lines[-1]) else 0)
+        used += n + (sep_len if lines[-1] else 0)
         lines[-1].append(word)
-    return ("\n" + " " * indent).join(" ".join(line) for line in lines)
+    return ("\n" + " " * indent).join(sep.join(line) for line in lines)
 
 
 def _method_text(exp: Explanation) -> str:
@@ -286,32 +289,36 @@ def _num(v: Any) -> str:
     return f"{float(v):g}"
 
 
-def ansi_summary(exp: Explanation, *, color: str | None = None, values: bool = False) -> str:
-    """One line: predicted class with score and probability, target class, method."""
+def _predicted(exp: Explanation, color: str) -> str:
+    bold, dim, reset = (_BOLD, _DIM, _RESET) if color != "none" else ("", "", "")
+    p = exp.prediction
+    probs = np.asarray(exp.probabilities, dtype=np.float64)
+    return (f"{dim}predicted{reset} {bold}{_safe_token(exp.prediction_name)}{reset} "
+            f"(score {float(exp.scores[p]):.3g}, p {probs[p]:.2f})")
+
+
+def ansi_summary(exp: Explanation, *, color: str | None = None, values: bool = False,
+                 width: int | None = None) -> str:
+    """Predicted class with score and probability, explained class, method (one line, or
+    wrapped at its separators to width)."""
     color = _check_color(color)
     bold, dim, reset = (_BOLD, _DIM, _RESET) if color != "none" else ("", "", "")
     scores = np.asarray(exp.scores, dtype=np.float64)
     probs = np.asarray(exp.probabilities, dtype=np.float64)
-    p = exp.prediction
-    line = (f"{dim}predicted{reset} {bold}{_safe_token(exp.prediction_name)}{reset} "
-            f"(score {scores[p]:.3g}, p {probs[p]:.2f})")
-    if exp.target == exp.prediction:
-        target = f"{dim}explained{reset} {bold}{_safe_token(exp.target_name)}{reset}"
-    else:
-        t = exp.target
-        target = (f"{dim}explained{reset} {bold}{_safe_token(exp.target_name)}{reset} "
-                  f"(score {scores[t]:.3g}, p {probs[t]:.2f})")
-    line += f"  {dim}·{reset}  {target}  {dim}·{reset}  {_method_text(exp)}"
-    rest = getattr(exp, "rest", None)
+    p, t = exp.prediction, exp.target
+    parts = [_predicted(exp, color)]
+    parts.append(f"{dim}explained{reset} {bold}{_safe_token(exp.target_name)}{reset}"
+                 + ("" if t == p else f" (score {scores[t]:.3g}, p {probs[t]:.2f})"))
+    parts.append(_method_text(exp))
     if values or color == "none":
         total = float(np.sum(np.asarray(exp.relevance, dtype=np.float64)))
-        line += f"  {dim}·{reset}  sum {total:.4g}"
-        if rest is not None:
-            line += f", rest {float(rest):.4g}"
-    return line
+        rest = getattr(exp, "rest", None)
+        parts.append(f"sum {total:.4g}" + ("" if rest is None else f", rest {float(rest):.4g}"))
+    return _wrap(parts, width, 2, sep=f"  {dim}·{reset}  ")
 
 
-def ansi_legend(*, color: str | None = None, oov: bool = False, theme: str | None = None) -> str:
+def ansi_legend(*, color: str | None = None, oov: bool = False, theme: str | None = None,
+                width: int | None = None) -> str:
     """A colour key: blue = against the target, red = for it (and what marks unknown words)."""
     color = _check_color(color)
     if color == "none":
@@ -320,10 +327,10 @@ def ansi_legend(*, color: str | None = None, oov: bool = False, theme: str | Non
     anchors = _check_theme(theme)
     steps = [-1.0, -0.75, -0.5, -0.25, 0.25, 0.5, 0.75, 1.0]
     bar = "".join(f"{_sgr(_scale_color(v, anchors), color)}  {_RESET}" for v in steps)
-    text = f"{_DIM}against{_RESET} {bar} {_DIM}for the explained class{_RESET}"
+    parts = [f"{_DIM}against{_RESET} {bar} {_DIM}for the explained class{_RESET}"]
     if oov:
-        text += f"   {_UNDERLINE}underlined{_RESET}{_DIM}: unknown word{_RESET}"
-    return text
+        parts.append(f"{_UNDERLINE}underlined{_RESET}{_DIM}: unknown word{_RESET}")
+    return _wrap(parts, width, 0, sep="   ")
 
 
 def to_ansi(exp: Explanation, *, color: str | None = None, values: bool = False,
@@ -335,9 +342,9 @@ def to_ansi(exp: Explanation, *, color: str | None = None, values: bool = False,
     """
     color = _check_color(color)
     lines = [ansi_tokens(exp, color=color, values=values, theme=theme, width=width),
-             ansi_summary(exp, color=color, values=values)]
+             ansi_summary(exp, color=color, values=values, width=width)]
     if legend:
-        lines.append(ansi_legend(color=color, oov=bool(np.any(exp.oov)), theme=theme))
+        lines.append(ansi_legend(color=color, oov=bool(np.any(exp.oov)), theme=theme, width=width))
     return "\n".join(lines)
 
 
@@ -353,12 +360,8 @@ def ansi_all_classes(exps: Sequence[Explanation], *, color: str | None = None,
         return ""
     bold, dim, reset = (_BOLD, _DIM, _RESET) if color != "none" else ("", "", "")
     first = exps[0]
-    probs = np.asarray(first.probabilities, dtype=np.float64)
-    p = first.prediction
-    head = (f"{dim}predicted{reset} {bold}{_safe_token(first.prediction_name)}{reset} "
-            f"(score {float(first.scores[p]):.3g}, p {probs[p]:.2f})  {dim}·{reset}  "
-            f"{_method_text(first)}")
-    lines = [head]
+    head = [_predicted(first, color), _method_text(first)]
+    lines = [_wrap(head, width, 2, sep=f"  {dim}·{reset}  ")]
     width_label = max(len(_safe_token(e.target_name)) for e in exps)
     for exp in exps:
         mark = "*" if exp.target == exp.prediction else " "
