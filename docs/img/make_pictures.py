@@ -104,7 +104,7 @@ html,body{{margin:0;background:transparent}}
 .bar{{height:30px;background:{t['bar']};display:flex;align-items:center;gap:8px;padding:0 12px}}
 .bar i{{display:inline-block;width:12px;height:12px;border-radius:50%}}
 pre{{margin:0;padding:14px 18px 4px;font:15px/1.55 "DejaVu Sans Mono",monospace;
- white-space:pre-wrap;width:{width_ch}ch}}
+ white-space:pre;min-width:{width_ch}ch}}
 </style></head><body><div class="win"><div class="bar">{dots}</div><pre>{''.join(rows)}</pre></div>
 </body></html>"""
 
@@ -176,9 +176,9 @@ def main() -> None:
              cli(["explain", *model, *opts, "--all-classes", mixed], env)),
         ]
         page = tmp / f"terminal-{theme}.html"
-        page.write_text(terminal_page(blocks, theme, 104), encoding="utf-8")
+        page.write_text(terminal_page(blocks, theme, 112), encoding="utf-8")
         png = HERE / f"terminal-{theme}.png"
-        screenshot(page, png, 1100, 700)
+        screenshot(page, png, 1180, 700)
         finish(png)
 
     corpus = tmp / "dev.txt"
