@@ -1,4 +1,4 @@
-"""Plain-numpy float64 twin of the textlrp engine, written from docs/LRP_FOR_LSTM.md.
+"""Plain-numpy float64 twin of the textlrp engine, written from the algorithm spec (LRP_FOR_LSTM.md).
 
 Deliberately naive (the way the Arras et al. reference code is written): loops over time,
 vector operations inside, the epsilon rule as one literal dense "message" matrix.  It is the
@@ -210,7 +210,7 @@ def lrp_direction(st, dr, x, R_h, reverse, eps, bias_factor, rule):
 
 def lrp(model, ids, target=None, eps=1e-3, bias_factor=0.0, rule="signal-take-all",
         deleted=None):
-    """LRP of one sentence: (word relevance [T], embedding relevance [T, e], rest, scores)."""
+    """LRP of one sentence: (word relevance [T], embedding relevance [T, e], rest)."""
     if rule not in RULES:
         raise ValueError(f"unknown rule {rule!r}")
     model = _f64(model)
@@ -245,13 +245,13 @@ def lrp(model, ids, target=None, eps=1e-3, bias_factor=0.0, rule="signal-take-al
                 d = dr["W_hh"].shape[1]
                 R_h.append(R_in[:, off:off + d].copy())
                 off += d
-    return R_in.sum(axis=1), R_in, float(rest), scores
+    return R_in.sum(axis=1), R_in, float(rest)
 
 
 # ----------------------------------------------------------------------------- gradients
 
 def gradient(model, ids, target=None, deleted=None):
-    """G [T, e] = d s_target / d x_t by hand-written backpropagation through time; and scores."""
+    """G [T, e] = d s_target / d x_t, by hand-written backpropagation through time."""
     model = _f64(model)
     scores, S = forward(model, ids, deleted, return_states=True)
     if target is None:
@@ -296,17 +296,17 @@ def gradient(model, ids, target=None, deleted=None):
                 d = dr["W_hh"].shape[1]
                 dh_above.append(dx[:, off:off + d].copy())
                 off += d
-    return dx, scores
+    return dx
 
 
 def sa(model, ids, target=None, deleted=None):
-    G, _ = gradient(model, ids, target, deleted)
+    G = gradient(model, ids, target, deleted)
     return (G ** 2).sum(axis=1)
 
 
 def gi(model, ids, target=None, deleted=None):
     model = _f64(model)
-    G, _ = gradient(model, ids, target, deleted)
+    G = gradient(model, ids, target, deleted)
     return (G * embed(model, ids, deleted)).sum(axis=1)
 
 

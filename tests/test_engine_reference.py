@@ -49,7 +49,7 @@ def test_reference_gradient_matches_finite_differences(arch):
     m = make_random_model(rng, e=3, V=15, C=3, **ARCHS[arch])
     ids = [3, 1, 4, 1, 5, 9, 2]
     for target in range(3):
-        G, _ = ref.gradient(m, ids, target=target)
+        G = ref.gradient(m, ids, target=target)
         G_fd = finite_difference_gradient(m, ids, target)
         # h = 1e-6: truncation ~h^2 * |f'''| ~ 1e-12, rounding ~1e-16 * |s| / h ~ 1e-10.
         np.testing.assert_allclose(G, G_fd, rtol=0, atol=1e-8 * max_abs(G))
@@ -64,7 +64,8 @@ def test_reference_conserves_relevance(arch, rule, eps):
     m = make_random_model(rng, e=4, V=20, C=4, **ARCHS[arch])
     for ids, deleted in [([7], None), ([1, 2, 3, 4, 5, 6, 7, 8], [2, 5]), ([0, 0, 19], [0])]:
         for target in (None, 1):
-            word, emb, rest, scores = ref.lrp(m, ids, target=target, eps=eps, bias_factor=1.0,
+            scores = ref.forward(m, ids, deleted=deleted)
+            word, emb, rest = ref.lrp(m, ids, target=target, eps=eps, bias_factor=1.0,
                                               rule=rule, deleted=deleted)
             t = int(np.argmax(scores)) if target is None else target
             assert emb.shape == (len(ids), 4)
@@ -89,7 +90,8 @@ def test_reference_signal_take_all_known_small_case():
     R_h = 2.0 * o * np.tanh(c) / (s + eps * np.sign(s)) * s
     R_zg = c / (c + eps * np.sign(c)) * R_h
     R_x = 0.7 * 1.5 / (z[2] + eps * np.sign(z[2])) * R_zg
-    word, _emb, rest, scores = ref.lrp(m, [0], eps=eps)
+    word, _emb, rest = ref.lrp(m, [0], eps=eps)
+    scores = ref.forward(m, [0])
     np.testing.assert_allclose(scores, [s], rtol=1e-15)
     np.testing.assert_allclose(word, [R_x], rtol=1e-14)
     assert rest == 0.0  # bias_factor 0 and zero initial states: nothing to the rest
@@ -133,7 +135,7 @@ def test_reference_matches_torch(arch):
     for ids in random_sentences(rng, 5, 25, 1, 15):
         target = int(rng.integers(0, 3))
         s_t, G_t = torch_scores_and_gradient(torch, m, ids, target)
-        G, s = ref.gradient(m, ids, target=target)
+        G, s = ref.gradient(m, ids, target=target), ref.forward(m, ids)
         np.testing.assert_allclose(s, s_t, rtol=0, atol=1e-12 * max_abs(s))
         np.testing.assert_allclose(G, G_t, rtol=0, atol=1e-12 * max_abs(G))
 
@@ -194,11 +196,12 @@ def test_batched_twin_matches_per_sentence(arch, rule):
     words, rest, scores = ref.batch_lrp(m, batch, deleted=deleted, target=2, **kw)
     Gs, xs, _scores_g = ref.batch_gradient(m, batch, deleted=deleted)
     for n, ids in enumerate(batch):
-        w, _, r, s = ref.lrp(m, ids, target=2, deleted=deleted[n], **kw)
+        w, _, r = ref.lrp(m, ids, target=2, deleted=deleted[n], **kw)
+        s = ref.forward(m, ids, deleted=deleted[n])
         tol = 1e-12 * max_abs(w)
         np.testing.assert_allclose(words[n], w, rtol=0, atol=tol)
         assert abs(rest[n] - r) <= tol
         np.testing.assert_allclose(scores[n], s, rtol=0, atol=1e-13)
-        G, _ = ref.gradient(m, ids, deleted=deleted[n])
+        G = ref.gradient(m, ids, deleted=deleted[n])
         np.testing.assert_allclose(Gs[n], G, rtol=0, atol=1e-13 * max_abs(G))
         np.testing.assert_allclose(xs[n], ref.embed(ref._f64(m), ids, deleted[n]), rtol=0, atol=0)
