@@ -41,7 +41,7 @@ model = textlrp.load_model(model_path)
 with open(path, encoding="utf-8") as f:
     texts = [line.rstrip("\n") for line in f]
 t0 = time.perf_counter()
-exps = model.explain_batch(texts, threads=threads)
+exps = model.explain_batch(texts, threads=threads, keep_embedding=False)
 engine = time.perf_counter() - t0
 with open(out, "w", encoding="utf-8") as f:
     for k, exp in enumerate(exps, 1):

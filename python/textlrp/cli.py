@@ -328,8 +328,9 @@ def _same_file(a: str, b: str) -> bool:
 
 
 def _explain_options(args: argparse.Namespace) -> dict[str, Any]:
+    # No output format shows the [T, e] embedding-level arrays, and they dominate memory.
     return {"method": args.method, "rule": args.rule, "eps": args.eps,
-            "bias_factor": args.bias_factor, "seed": args.seed}
+            "bias_factor": args.bias_factor, "seed": args.seed, "keep_embedding": False}
 
 
 def _targets(args: argparse.Namespace, model: Any) -> list[int | None]:
