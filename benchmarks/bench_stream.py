@@ -8,9 +8,10 @@ Each run is a fresh subprocess: `python -m textlrp explain --input F --output F.
 (LRP, JSON Lines); its peak RSS comes from os.wait4 (ru_maxrss of that child alone).
 
 Baselines in the same run:
-- load-all: a script that reads every line into a list, calls model.explain_batch on all of
-  them and then writes the same JSON Lines -- what one writes without streaming. Its peak
-  RSS grows with the input; the CLI's should not.
+- load-all: a script that reads every line into a list, calls
+  model.explain_batch(..., keep_embedding=False) on all of them and then writes the same
+  JSON Lines -- what one writes without streaming. Its peak RSS grows with the input; the
+  CLI's should not.
 - explain_batch: the load-all script's time inside model.explain_batch alone (tokenising and
   the engine, no reading or writing); CLI rate / this rate shows what the CLI layer costs.
 Model: --model, else the bundled default, else a random model of the same size
