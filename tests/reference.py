@@ -1,4 +1,4 @@
-"""Plain-numpy float64 twin of the textlrp engine, written from the algorithm spec (LRP_FOR_LSTM.md).
+"""Plain-numpy float64 twin of the textlrp engine, written from the spec LRP_FOR_LSTM.md.
 
 Deliberately naive (the way the Arras et al. reference code is written): loops over time,
 vector operations inside, the epsilon rule as one literal dense "message" matrix.  It is the
@@ -163,8 +163,10 @@ def _feature_split(layer, R_features, T):
 
 
 def lrp_direction(st, dr, x, R_h, reverse, eps, bias_factor, rule):
-    """Relevance backwards through one direction reading x [T, in].  R_h [T, d] holds everything h received from
-    above (head or upper layer) and accumulates what h_prev receives.  Returns (R_x [T, in], rest).
+    """Relevance backwards through one direction reading x [T, in].
+
+    R_h [T, d] holds everything h received from above (head or upper layer) and accumulates what
+    h_prev receives.  Returns (R_x [T, in], rest).
     """
     W_ih, W_hh, b = dr["W_ih"], dr["W_hh"], dr["b"]
     d = W_hh.shape[1]
@@ -452,7 +454,8 @@ def batch_lrp(model, batch, target=None, eps=1e-3, bias_factor=0.0, rule="signal
         if L == 0:
             inp = S["x"].transpose(1, 0, 2)
         else:
-            inp = np.concatenate([st["h"] for st in S["layers"][L - 1]], axis=2) * mask.T[:, :, None]
+            inp = np.concatenate([st["h"] for st in S["layers"][L - 1]], axis=2)
+            inp = inp * mask.T[:, :, None]
         R_in = np.zeros_like(inp)
         for k, dr in enumerate(layers[L]):
             st = S["layers"][L][k]

@@ -38,7 +38,8 @@ def test_lrp_matches_reference(arch, rule, eps, bias_factor):
     rng = np.random.default_rng(7)
     for ids in random_sentences(rng, 3, 40, 1, 12):
         for target in (None, int(rng.integers(0, 4))):
-            deleted = sorted(set(rng.integers(0, len(ids), size=2).tolist())) if len(ids) > 2 else None
+            deleted = (sorted(set(rng.integers(0, len(ids), size=2).tolist()))
+                       if len(ids) > 2 else None)
             exp = model.explain(ids, method="lrp", target=target, eps=eps,
                                 bias_factor=bias_factor, rule=rule, deleted=deleted)
             scores = ref.forward(m, ids, deleted=deleted)
@@ -277,7 +278,9 @@ def test_batch_composition_does_not_change_bits(method):
     model = build(m)
     batch = random_sentences(rng, 37, 50, 1, 25)
     deleted = [[0] if n % 5 == 0 else [] for n in range(len(batch))]
-    kw = {"method": method, "rule": "half", "bias_factor": 0.5} if method == "lrp" else {"method": method}
+    kw = {"method": method}
+    if method == "lrp":
+        kw.update(rule="half", bias_factor=0.5)
     full = model.explain_batch(batch, deleted=deleted, threads=2, **kw)
     perm = rng.permutation(len(batch))
     shuffled = model.explain_batch([batch[k] for k in perm], deleted=[deleted[k] for k in perm],
