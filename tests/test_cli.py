@@ -368,6 +368,22 @@ def test_csv_column_by_name_and_number(capsys, model_path, tmp_path):
     assert explained[0]["tokens"][:3] == ["great", "fun", ","]
 
 
+def test_csv_bad_utf8_and_unparsable_rows_are_records(capsys, model_path, tmp_path):
+    path = write(tmp_path, "c.csv", b'id,text\n1,great\n2,b\xffad\n3,"fun"\n')
+    recs = json_lines(ok(capsys, "predict", "-m", model_path, "-i", path, "--column", "text"))
+    assert [r["line"] for r in recs] == [2, 3, 4]
+    assert recs[1]["error"] == "not valid UTF-8" and recs[2]["text"] == "fun"
+    import csv
+    path = write(tmp_path, "d.csv", b"id,text\n1,great\n2," + b"x" * 50 + b"\n3,fun\n")
+    old = csv.field_size_limit(20)
+    try:
+        recs = json_lines(ok(capsys, "predict", "-m", model_path, "-i", path, "--column", "text"))
+    finally:
+        csv.field_size_limit(old)
+    assert [r["line"] for r in recs] == [2, 3, 4]
+    assert "cannot parse the row" in recs[1]["error"] and recs[2]["text"] == "fun"
+
+
 def test_tsv_column_with_delimiter_keeps_quotes(capsys, model_path, tmp_path):
     path = write(tmp_path, "c.txt", b'3\t"great" fun\n0\tbad plot\n')
     recs = json_lines(ok(capsys, "predict", "-m", model_path, "-i", path, "--column", "2",

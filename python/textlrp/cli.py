@@ -425,7 +425,7 @@ class _Writer:
     def prediction(self, line: int | None, pred: render.Prediction) -> None:
         self.count += 1
         if self.fmt == "json":
-            self._write(render._dumps(render.prediction_record(pred, line=line)) + "\n")
+            self._write(render.prediction_to_json(pred, line=line) + "\n")
         elif self.fmt == "tsv":
             self._write(render.prediction_to_tsv(pred, line=line) + "\n")
         elif self.fmt == "html":
@@ -592,7 +592,7 @@ class _Source:
                     yield _Row(start, "", "empty line")
                 continue
             if bad_utf8[0]:
-                yield _Row(start, delimiter_join(fields), "not valid UTF-8")
+                yield _Row(start, " | ".join(fields), "not valid UTF-8")
                 continue
             if index >= len(fields):
                 yield _Row(start, None,
@@ -605,10 +605,6 @@ class _Source:
                     yield _Row(start, text, "empty text")
                 continue
             yield _Row(start, text)
-
-
-def delimiter_join(fields: Sequence[str]) -> str:
-    return " | ".join(fields)
 
 
 class _EncodedText:

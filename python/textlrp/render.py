@@ -42,6 +42,7 @@ __all__ = [
     "html_prediction",
     "prediction_record",
     "prediction_to_ansi",
+    "prediction_to_json",
     "prediction_to_tsv",
     "prediction_tsv_header",
     "scaled_relevance",
@@ -504,6 +505,11 @@ def prediction_record(pred: Prediction, *, line: int | None = None) -> dict[str,
         prediction_name=str(pred.prediction_name),
     )
     return record
+
+
+def prediction_to_json(pred: Prediction, *, line: int | None = None) -> str:
+    """One prediction as one line of JSON (no newline)."""
+    return _dumps(prediction_record(pred, line=line))
 
 
 def error_record(line: int | None, text: str | None, error: str) -> str:
