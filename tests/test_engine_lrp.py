@@ -293,3 +293,31 @@ def test_batch_composition_does_not_change_bits(method):
         np.testing.assert_array_equal(alone.relevance, full[k].relevance)
         if method == "lrp":
             assert alone.rest == full[k].rest
+
+
+@pytest.mark.parametrize("rule", ref.RULES)
+def test_realistic_and_odd_sizes(rule):
+    """Widths that use every vector path of the kernels: e = d = 60 (whole 64-byte blocks) and
+    odd sizes (e = 37, d = 29, 13: vector tails and scalar remainders), more than 8 sentences
+    of similar length (full groups of lock-step sequences)."""
+    rng = np.random.default_rng(19)
+    for e, layers in ((60, [(60, True)]), (37, [(29, True), (13, False)])):
+        m = make_random_model(rng, e=e, layers=layers, head=[(11, True), (None, True)], V=100, C=5,
+                              scale=0.15)
+        model = build(m)
+        batch = random_sentences(rng, 11, 100, 8, 14)
+        deleted = [[1] if n % 3 == 0 else [] for n in range(len(batch))]
+        exps = model.explain_batch(batch, rule=rule, bias_factor=1.0, deleted=deleted, threads=2)
+        grads = model.explain_batch(batch, method="sa", deleted=deleted, threads=2)
+        for ids, dl, ex, g in zip(batch, deleted, exps, grads):
+            word, emb, rest = ref.lrp(m, ids, bias_factor=1.0, rule=rule, deleted=dl)
+            assert_close(ex.embedding_relevance, emb, what=f"e={e} {rule}")
+            assert_close(ex.relevance, word, what=f"e={e} {rule}")
+            assert abs(ex.rest - rest) <= 1e-10 * max(1.0, np.abs(emb).max())
+            assert_close(g.embedding_relevance, ref.gradient(m, ids, deleted=dl), what="gradient")
+        # float32 takes other vector widths (16 lanes per 64 bytes): same bound as above
+        e32 = build(m, dtype=np.float32).explain_batch(batch, rule=rule, bias_factor=1.0,
+                                                       deleted=deleted, threads=2, target=0)
+        e64 = model.explain_batch(batch, rule=rule, bias_factor=1.0, deleted=deleted, target=0)
+        for a32, a64 in zip(e32, e64):
+            assert_close(a32.relevance, a64.relevance, rel=20 * 2.0 ** -24 / 1e-3, what="float32")
