@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, Union
 
@@ -389,6 +390,13 @@ class Model:
                 rel[offsets[k]:offsets[k + 1]] = np.random.default_rng(ss).uniform(
                     size=offsets[k + 1] - offsets[k])
             params = {"seed": int(seed)}
+        if not np.all(np.isfinite(rel)) or (rest is not None and not np.all(np.isfinite(rest))):
+            # The epsilon rule divides by pre-activations at every step; over very long inputs
+            # (or with a tiny eps) the quotients can compound past the float range.
+            bad = sorted({int(np.searchsorted(offsets, i, side="right")) - 1
+                          for i in np.flatnonzero(~np.isfinite(rel))[:5]})
+            warnings.warn(f"{method} relevance overflowed to inf/NaN for input(s) {bad or 'rest'}; "
+                          f"try a larger eps or a shorter input", RuntimeWarning, stacklevel=3)
         predictions = np.argmax(scores, axis=1)
         out = []
         for k, (tokens, tok_ids, oov) in enumerate(encoded):
