@@ -76,7 +76,8 @@ def test_kernel_copy_matches_reference(isa, references, tmp_path):
     pytest.importorskip("textlrp._core")
     path = tmp_path / "out.npz"
     env = dict(os.environ, TEXTLRP_ISA=isa)
-    proc = subprocess.run([sys.executable, "-c", CHILD, str(TESTS), str(path)], env=env, check=False,
+    proc = subprocess.run([sys.executable, "-c", CHILD, str(TESTS), str(path)], env=env,
+                          check=False,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     with np.load(path) as got:
