@@ -79,16 +79,7 @@ void occlusion(const Model<T>& m, const Batch& b, const std::int64_t* targets_in
     TEXTLRP_DISPATCH(occlusion, m, b, targets_in, threads, scores, targets_out, drop)
 }
 
-#define TEXTLRP_INSTANTIATE(T)                                                                   \
-    template void forward<T>(const Model<T>&, const Batch&, int, T*);                            \
-    template void lrp<T>(const Model<T>&, const Batch&, const std::int64_t*, const LrpParams&,   \
-                         int, T*, std::int64_t*, T*, T*, T*);                                    \
-    template void gradient<T>(const Model<T>&, const Batch&, const std::int64_t*, int, T*,       \
-                              std::int64_t*, T*, T*, T*);                                        \
-    template void occlusion<T>(const Model<T>&, const Batch&, const std::int64_t*, int, T*,      \
-                               std::int64_t*, T*);
-
-TEXTLRP_INSTANTIATE(double)
-TEXTLRP_INSTANTIATE(float)
+TEXTLRP_INSTANTIATE_KERNELS(double)
+TEXTLRP_INSTANTIATE_KERNELS(float)
 
 }  // namespace textlrp

@@ -19,6 +19,16 @@
                    T*);                                                                          \
     }
 
+// Explicit instantiations of the four kernels for one scalar type, in the current namespace.
+#define TEXTLRP_INSTANTIATE_KERNELS(T)                                                           \
+    template void forward<T>(const Model<T>&, const Batch&, int, T*);                            \
+    template void lrp<T>(const Model<T>&, const Batch&, const std::int64_t*, const LrpParams&,   \
+                         int, T*, std::int64_t*, T*, T*, T*);                                    \
+    template void gradient<T>(const Model<T>&, const Batch&, const std::int64_t*, int, T*,       \
+                              std::int64_t*, T*, T*, T*);                                        \
+    template void occlusion<T>(const Model<T>&, const Batch&, const std::int64_t*, int, T*,      \
+                               std::int64_t*, T*);
+
 TEXTLRP_DECLARE_KERNELS(generic)
 #if defined(TEXTLRP_HAVE_X86_ISAS)
 TEXTLRP_DECLARE_KERNELS(avx2)
