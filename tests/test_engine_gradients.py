@@ -13,7 +13,7 @@ ARCHS = {
     "uni": {"e": 4, "layers": [(5, False)], "head": [(None, False)]},
     "bi": {"e": 4, "layers": [(5, True)], "head": [(6, True), (None, True)]},
     "bi-uni-bi": {"e": 3, "layers": [(4, True), (3, False), (5, True)],
-                      "head": [(6, True), (5, False), (None, True)]},
+                  "head": [(6, True), (5, False), (None, True)]},
 }
 
 

@@ -45,7 +45,7 @@ def test_lrp_matches_reference(case, rule, eps, bias_factor, target):
     for ids, dl, e in zip(batch, deleted, exps):
         scores = ref.forward(m, ids, deleted=dl)
         word, emb, rest = ref.lrp(m, ids, target=target, eps=eps,
-                                          bias_factor=bias_factor, rule=rule, deleted=dl)
+                                  bias_factor=bias_factor, rule=rule, deleted=dl)
         tol = lrp_tolerance(eps)
         assert_close(e.scores, scores, what="scores")
         assert_close(e.embedding_relevance, emb, rel=tol, what="embedding relevance")

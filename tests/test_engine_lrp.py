@@ -15,9 +15,9 @@ ARCHS = {
     "bi1-head2": {"e": 4, "layers": [(5, True)], "head": [(6, True), (None, False)]},
     "bi2-mixed": {"e": 5, "layers": [(4, True), (3, True)], "head": [(None, True)]},
     "bi-uni-bi": {"e": 3, "layers": [(5, True), (3, False), (4, True)],
-                      "head": [(6, True), (7, False), (None, True)]},
+                  "head": [(6, True), (7, False), (None, True)]},
     "uni-bi-head3-nobias": {"e": 4, "layers": [(3, False), (6, True)],
-                                "head": [(5, False), (4, False), (None, False)]},
+                            "head": [(5, False), (4, False), (None, False)]},
 }
 PARAMS = [  # (eps, bias_factor)
     (1e-3, 0.0), (1e-3, 1.0), (0.1, 0.5), (1e-6, 1.0), (2.0, 0.0),
@@ -44,7 +44,7 @@ def test_lrp_matches_reference(arch, rule, eps, bias_factor):
                                 bias_factor=bias_factor, rule=rule, deleted=deleted)
             scores = ref.forward(m, ids, deleted=deleted)
             word, emb, rest = ref.lrp(m, ids, target=target, eps=eps,
-                                              bias_factor=bias_factor, rule=rule, deleted=deleted)
+                                      bias_factor=bias_factor, rule=rule, deleted=deleted)
             tol = lrp_tolerance(eps)
             assert_close(exp.scores, scores, what="scores")
             assert exp.prediction == int(np.argmax(scores))

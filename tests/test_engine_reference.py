@@ -12,7 +12,7 @@ ARCHS = {
     "uni": {"layers": [(5, False)], "head": [(None, True)]},
     "bi": {"layers": [(4, True)], "head": [(6, True), (None, False)]},
     "stack3": {"layers": [(5, True), (3, False), (4, True)],
-                   "head": [(6, True), (7, False), (None, True)]},
+               "head": [(6, True), (7, False), (None, True)]},
 }
 
 
@@ -66,7 +66,7 @@ def test_reference_conserves_relevance(arch, rule, eps):
         for target in (None, 1):
             scores = ref.forward(m, ids, deleted=deleted)
             word, emb, rest = ref.lrp(m, ids, target=target, eps=eps, bias_factor=1.0,
-                                              rule=rule, deleted=deleted)
+                                      rule=rule, deleted=deleted)
             t = int(np.argmax(scores)) if target is None else target
             assert emb.shape == (len(ids), 4)
             np.testing.assert_allclose(word, emb.sum(axis=1), rtol=1e-14, atol=0)
