@@ -128,8 +128,10 @@ def main() -> None:
     model = textlrp.load_model(model_path)
     vocab = [w for w in model.vocab if w != model.unk_token]
     rng = np.random.default_rng(1)
+    from textlrp import _core
+
     print(f"model: {label}; threads {args.threads}; batch size {args.batch_size}; "
-          f"python {sys.version.split()[0]}")
+          f"kernels {_core.isa()}; python {sys.version.split()[0]}")
 
     rows = []
     for n in args.lines:
