@@ -314,7 +314,7 @@ def ansi_summary(exp: Explanation, *, color: str | None = None, values: bool = F
     if values or color == "none":
         total = float(np.sum(np.asarray(exp.relevance, dtype=np.float64)))
         rest = getattr(exp, "rest", None)
-        parts.append(f"sum {total:.4g}" + ("" if rest is None else f", rest {float(rest):.4g}"))
+        parts.append(f"sum {total:.4g}" + (f", rest {float(rest):.4g}" if rest else ""))
     return _wrap(parts, width, 2, sep=f"  {dim}·{reset}  ")
 
 
