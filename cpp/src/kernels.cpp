@@ -82,6 +82,14 @@ template <class T>
 void gemm_acc(int S, int K, int N, const T* X, std::ptrdiff_t ldx, const T* M, std::ptrdiff_t ldm,
               T* Y, std::ptrdiff_t ldy) {
     int s = 0;
+#if defined(__AVX512F__)  // 32 vector registers: eight rows of accumulators fit
+    for (; s + 8 <= S; s += 8) {
+        const T* x[8];
+        T* y[8];
+        for (int r = 0; r < 8; ++r) x[r] = X + (s + r) * ldx, y[r] = Y + (s + r) * ldy;
+        gemm_rows<T, 8, 2>(K, N, x, M, ldm, y);
+    }
+#endif
     for (; s + 4 <= S; s += 4) {
         const T* x[4] = {X + s * ldx, X + (s + 1) * ldx, X + (s + 2) * ldx, X + (s + 3) * ldx};
         T* y[4] = {Y + s * ldy, Y + (s + 1) * ldy, Y + (s + 2) * ldy, Y + (s + 3) * ldy};
@@ -200,7 +208,7 @@ namespace {
 // direction processes positions T-1 .. 0).
 template <class T>
 struct DirState {
-    std::vector<T> zx;  // [T, 4d] W_ih x + b
+    std::vector<T> zx;  // [T, 4d] W_ih x + b (first layer, kept for occlusion only)
     std::vector<T> z;   // [T, 4d] full pre-activations
     std::vector<T> a;   // [T, 4d] gate activations i, f, g, o
     std::vector<T> c;   // [T, d]
@@ -298,7 +306,8 @@ public:
     }
 
     // All layers and the head; g sorted by decreasing length.
-    void forward(Seq<T>* const* g, int G) {
+    void forward(Seq<T>* const* g, int G, bool keep_input_projection) {
+        keep_zx_ = keep_input_projection;
         run_layers(g, G, 0, 0);
         for (int b = 0; b < G; ++b) head_forward(*g[b], 0);
     }
@@ -319,6 +328,7 @@ private:
     const T* xs_[capacity];
     T* ys_[capacity];
     std::vector<T> zeros_;  // stands for c_0 = 0
+    bool keep_zx_ = false;   // keep the first layer's input projection apart (occlusion reuses it)
 
     static std::vector<LayerState<T>>& states(Seq<T>& q, States which) {
         return which ? q.alt : q.base;
@@ -360,6 +370,8 @@ private:
         gemm_acc(len, in, n, first, ldx, D.W_ih_t.data(), n, zx, n);
     }
 
+    bool keep_zx(States which, std::size_t l) const { return keep_zx_ && which == 0 && l == 0; }
+
     // Runs layers [from, L) of the chosen states of every sequence of g.
     void run_layers(Seq<T>* const* g, int G, States which, std::size_t from) {
         for (std::size_t l = from; l < m_.layers.size(); ++l) {
@@ -374,13 +386,17 @@ private:
                     const auto& D = layer.dirs[k];
                     auto& ds = ls.dirs[k];
                     const std::size_t n = 4 * std::size_t(D.d), d = D.d;
-                    grow(ds.zx, len * n);
                     grow(ds.z, len * n);
                     grow(ds.a, len * n);
                     grow(ds.c, len * d);
                     grow(ds.tc, len * d);
                     grow(ds.h, len * d);
-                    project(D, layer_input(q, which, l), q.len, k, ds.zx.data());
+                    if (keep_zx(which, l)) {
+                        grow(ds.zx, len * n);
+                        project(D, layer_input(q, which, l), q.len, k, ds.zx.data());
+                    } else {
+                        project(D, layer_input(q, which, l), q.len, k, ds.z.data());
+                    }
                 }
             }
             int off = 0;
@@ -391,7 +407,8 @@ private:
                     const int na = active(g, G, s);
                     for (int b = 0; b < na; ++b) {
                         auto& ds = states(*g[b], which)[l].dirs[k];
-                        std::memcpy(ds.z.data() + s * n, ds.zx.data() + s * n, sizeof(T) * n);
+                        if (keep_zx(which, l))
+                            std::memcpy(ds.z.data() + s * n, ds.zx.data() + s * n, sizeof(T) * n);
                         xs_[b] = ds.h.data() + (s - 1) * d;
                         ys_[b] = ds.z.data() + s * n;
                     }
@@ -781,7 +798,8 @@ void Group<T>::occlusion(Seq<T>& q, std::int64_t target, const std::uint8_t* del
 // Calls fn(group, seqs, indices, count) for groups of up to Group::capacity sequences of
 // similar length (the batch sorted by decreasing length), spread over `threads` workers.
 template <class T, class F>
-void parallel_groups(const Model<T>& model, const Batch& batch, int threads, F&& fn) {
+void parallel_groups(const Model<T>& model, const Batch& batch, int threads, F&& fn,
+                     bool keep_input_projection = false) {
     const std::int64_t n = batch.n;
     std::vector<std::int64_t> order(n);
     for (std::int64_t k = 0; k < n; ++k) order[k] = k;
@@ -807,7 +825,7 @@ void parallel_groups(const Model<T>& model, const Batch& batch, int threads, F&&
                     group.embed(*seqs[b], batch.ids + s, batch.deleted ? batch.deleted + s : nullptr,
                                 int(len(k)));
                 }
-                group.forward(seqs, count);
+                group.forward(seqs, count, keep_input_projection);
                 fn(group, seqs, idx, count);
             }
         } catch (...) {
@@ -921,7 +939,7 @@ void occlusion(const Model<T>& model, const Batch& batch, const std::int64_t* ta
             group.occlusion(*seqs[b], picked[b], batch.deleted ? batch.deleted + start : nullptr,
                             drop + start);
         }
-    });
+    }, true);
 }
 
 TEXTLRP_INSTANTIATE_KERNELS(double)
