@@ -44,7 +44,7 @@ def test_train_cli_writes_a_model_that_loads_and_predicts(synthetic_sst, tmp_pat
     out = tmp_path / "tiny.npz"
     argv = ["train", "--data", str(synthetic_sst), "--out", str(out), "--epochs", "6", "--seed", "3",
             "--embedding-dim", "8", "--hidden-size", "6", "--batch-size", "16", "--lr", "0.02",
-            "--dropout", "0", "--embedding-dropout", "0", "--threads", "1", "--no-progress"]
+            "--dropout", "0", "--embedding-dropout", "0", "--ema", "0.9", "--threads", "1", "--no-progress"]
     assert main(argv) == 0
     model = textlrp.load_model(out)
     assert model.class_names == ["very negative", "negative", "neutral", "positive", "very positive"]
@@ -132,3 +132,17 @@ def test_default_model_dev_accuracy_reproduced_by_the_engine():
     # the engine (float64) and torch (float32) agree on all but maybe a near-tie or two
     assert abs(acc["fine"] - stored["fine"]) <= 2 / len(dev)
     assert abs(acc["binary"] - stored["binary"]) <= 2 / len(dev)
+
+
+def test_accuracies_fine_and_binary_on_non_neutral():
+    from textlrp.train import accuracies
+
+    scores = np.log(np.array([
+        [0.5, 0.2, 0.1, 0.1, 0.1],   # label 0: fine right, binary right
+        [0.1, 0.1, 0.4, 0.3, 0.1],   # label 3: fine wrong (2), binary right (0.4 > 0.2)
+        [0.05, 0.3, 0.35, 0.2, 0.1],  # label 1: fine wrong, binary right (0.35 > 0.3)
+        [0.1, 0.1, 0.6, 0.1, 0.1],   # label 2: fine right, left out of binary
+        [0.3, 0.3, 0.1, 0.2, 0.1],   # label 4: fine wrong, binary wrong
+    ]))
+    acc = accuracies(scores, np.array([0, 3, 1, 2, 4]))
+    assert acc == {"fine": 2 / 5, "binary": 3 / 4}

@@ -34,7 +34,7 @@ class TrainConfig:
     def __init__(
         self,
         *,
-        epochs: float = 6.0,
+        epochs: float = 5.0,
         seed: int = 1,
         lr: float = 2e-3,
         batch_size: int = 64,
@@ -45,11 +45,11 @@ class TrainConfig:
         word_dropout: float = 0.0,
         weight_decay: float = 0.0,
         clip: float = 5.0,
-        ema: float = 0.0,
+        ema: float = 0.999,
         embedding_scale: float = 0.1,
         lowercase: bool = True,
         threads: int | None = None,
-        evals_per_epoch: int = 2,
+        evals_per_epoch: int = 4,
         head_bias: bool = False,
         progress: bool = True,
     ) -> None:
