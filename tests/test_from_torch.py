@@ -85,7 +85,7 @@ def test_vocab_class_names_and_settings_are_kept():
     assert model.vocab == ["<unk>", "good", "bad", "film"]
     assert model.class_names == ["neg", "pos"] and model.unk_token == "<unk>" and model.lowercase
     assert model.metadata == {"k": 1}
-    tokens, ids, oov = model.encode(["Good", "FILM", "meh"])
+    _tokens, ids, oov = model.encode(["Good", "FILM", "meh"])
     assert ids.tolist() == [1, 3, 0] and oov.tolist() == [False, False, True]
     default = textlrp.from_torch(emb, lstm, head)
     assert default.metadata["source"] == "textlrp.from_torch"

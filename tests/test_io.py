@@ -14,7 +14,13 @@ import numpy as np
 import pytest
 
 import textlrp
-from textlrp.io import ModelFileError, default_model_path, read_model_file, save_model, write_model_file
+from textlrp.io import (
+    ModelFileError,
+    default_model_path,
+    read_model_file,
+    save_model,
+    write_model_file,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 

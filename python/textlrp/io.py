@@ -23,8 +23,9 @@ from __future__ import annotations
 import json
 import os
 import zipfile
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, NoReturn
 
 import numpy as np
 
@@ -125,9 +126,9 @@ def write_model_file(
             hidden.append(int(arrays[f"lstm.{li}.{di}.W_hh"].shape[-1]))
         lstm_arch.append({"input_size": int(arrays[f"lstm.{li}.0.W_ih"].shape[-1]), "hidden_sizes": hidden})
     head_arch = []
-    for k, layer in enumerate(head):
-        arrays[f"head.{k}.W"] = _as_float_array(f"head.{k}.W", layer["W"], dtype)
-        b = layer.get("b")
+    for k, dense in enumerate(head):
+        arrays[f"head.{k}.W"] = _as_float_array(f"head.{k}.W", dense["W"], dtype)
+        b = dense.get("b")
         if b is not None:
             arrays[f"head.{k}.b"] = _as_float_array(f"head.{k}.b", b, dtype)
         out_f, in_f = arrays[f"head.{k}.W"].shape if arrays[f"head.{k}.W"].ndim == 2 else (-1, -1)
@@ -162,7 +163,7 @@ def write_model_file(
     # np.savez_compressed appends ".npz" to names without it; write to an open
     # file instead so the given name is kept exactly.
     with path.open("wb") as f:
-        np.savez_compressed(f, **arrays)
+        np.savez_compressed(f, **arrays)  # type: ignore[arg-type]  # numpy's stub mistypes **kwds
 
 
 def save_model(model: Any, path: str | os.PathLike[str]) -> None:
@@ -293,7 +294,7 @@ def _decode_header(path: str, raw: np.ndarray) -> dict[str, Any]:
 def _validate(path: str, header: dict[str, Any], arrays: Mapping[str, np.ndarray]) -> None:
     """Check the header against the arrays; raise ModelFileError on the first problem."""
 
-    def fail(problem: str) -> None:
+    def fail(problem: str) -> NoReturn:
         raise ModelFileError(path, problem)
 
     if header.get("format") != FORMAT_NAME:

@@ -48,7 +48,7 @@ _TRANSLATE = str.maketrans(
 
 # Words whose final period belongs to them (as in SST: "Mr.", "vs.", "etc.").
 _ABBREVIATIONS = frozenset(
-    "mr mrs ms dr jr sr st vs etc no inc ltd co corp bros mt prof gen sept oct nov dec jan feb aug al approx".split()
+    ["mr", "mrs", "ms", "dr", "jr", "sr", "st", "vs", "etc", "no", "inc", "ltd", "co", "corp", "bros", "mt", "prof", "gen", "sept", "oct", "nov", "dec", "jan", "feb", "aug", "al", "approx"]
 )
 _WORD_PERIOD = re.compile(r"^([^\W\d_][\w'-]*)\.$")
 

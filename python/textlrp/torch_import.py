@@ -6,7 +6,8 @@ through the objects it is given (and imports it inside :func:`from_torch`).
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 

@@ -18,8 +18,9 @@ import os
 import random
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -256,7 +257,7 @@ def train(
     loss_fn = nn.CrossEntropyLoss()
 
     steps_per_epoch = len(_batches_by_length(train_len, cfg.batch_size, None))
-    total_steps = int(round(cfg.epochs * steps_per_epoch))
+    total_steps = round(cfg.epochs * steps_per_epoch)
     eval_every = max(1, steps_per_epoch // cfg.evals_per_epoch)
     best: dict[str, Any] = {"dev": -1.0}
     history = []
@@ -301,19 +302,19 @@ def train(
             bar.update(1)
             if step % eval_every == 0 or step == total_steps:
                 swap_averaged()
-                dev_acc = accuracies(_predict_scores(net, dev_x), dev_y)["fine"]
+                dev_fine = accuracies(_predict_scores(net, dev_x), dev_y)["fine"]
                 epoch = step / steps_per_epoch
-                history.append({"epoch": round(epoch, 3), "dev": dev_acc, "loss": round(loss.item(), 4)})
+                history.append({"epoch": round(epoch, 3), "dev": dev_fine, "loss": round(loss.item(), 4)})
                 marker = ""
-                if dev_acc > best["dev"]:
+                if dev_fine > best["dev"]:
                     best = {
-                        "dev": dev_acc,
+                        "dev": dev_fine,
                         "epoch": round(epoch, 3),
                         "state": {k: v.detach().clone() for k, v in net.state_dict().items()},
                     }
                     marker = " *"
                 swap_averaged()
-                msg = f"epoch {epoch:5.2f}  dev acc {dev_acc:.4f}{marker}"
+                msg = f"epoch {epoch:5.2f}  dev acc {dev_fine:.4f}{marker}"
                 if cfg.progress:
                     bar.write(msg)
                 else:
