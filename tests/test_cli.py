@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -131,7 +132,11 @@ def test_values_and_theme(capsys, model_path):
               "--theme", "dark")
     assert light != dark
     exp = _random_model().explain(SENTENCE)
-    assert f"{exp.relevance[0]:+.2f}"[:4] in light  # numbers beside the words
+    words = re.sub(r"\x1b\[[0-9;]*m", "", light.splitlines()[0]).split()
+    assert len(words) == len(exp.tokens)
+    for word, token, r in zip(words, exp.tokens, exp.relevance):
+        assert word.startswith(token)
+        assert float(word[len(token):]) == pytest.approx(r, abs=0.01)  # the number beside it
 
 
 def test_oov_marked(capsys, model_path):
