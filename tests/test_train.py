@@ -146,3 +146,15 @@ def test_accuracies_fine_and_binary_on_non_neutral():
     ]))
     acc = accuracies(scores, np.array([0, 3, 1, 2, 4]))
     assert acc == {"fine": 2 / 5, "binary": 3 / 4}
+
+
+def test_train_restores_torch_global_settings(synthetic_sst, tmp_path):
+    torch = pytest.importorskip("torch")
+    from textlrp.train import TrainConfig, train
+
+    threads = torch.get_num_threads()
+    before = torch.are_deterministic_algorithms_enabled()
+    cfg = TrainConfig(epochs=0.5, threads=1, embedding_dim=4, hidden_size=3, progress=False)
+    train(synthetic_sst, tmp_path / "m.npz", cfg, log=lambda msg: None)
+    assert torch.get_num_threads() == threads
+    assert torch.are_deterministic_algorithms_enabled() == before

@@ -208,7 +208,27 @@ def train(
 
     Returns the provenance dict stored in the model file. ``test.txt`` is optional;
     when present its accuracy is recorded but never used for selection.
+    torch's global settings (thread count, deterministic algorithms) are restored afterwards.
     """
+    import torch
+
+    threads = torch.get_num_threads()
+    deterministic = torch.are_deterministic_algorithms_enabled()
+    try:
+        return _train(data_dir, out, config, command=command, log=log)
+    finally:
+        torch.set_num_threads(threads)
+        torch.use_deterministic_algorithms(deterministic)
+
+
+def _train(
+    data_dir: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    config: TrainConfig | None,
+    *,
+    command: str | None,
+    log: Any,
+) -> dict[str, Any]:
     import torch
     from torch import nn
 
