@@ -1,7 +1,7 @@
 """Word-deletion experiments: do explanations find the words a prediction rests on?
 
 The protocol follows Arras et al., "Explaining Recurrent Neural Network Predictions
-in Sentiment Analysis" (WASSA 2017), see docs/LRP_FOR_LSTM.md:
+in Sentiment Analysis" (WASSA 2017, arXiv:1706.07206):
 
 * keep the sentences with at least ``min_length`` tokens;
 * explain each intact sentence once, w.r.t. its true class (``target="true"``);
@@ -487,7 +487,7 @@ def word_deletion(
         ``predict(deleted=...)``); ``"remove"`` drops the token.
     random_seeds: the ``random`` method runs once per seed; curves are averaged, the
         standard deviation over seeds is reported beside them.
-    eps, bias_factor: LRP parameters (see LRP_FOR_LSTM.md).
+    eps, bias_factor: LRP parameters, as in ``Model.explain``.
     batch_size: inputs per engine call (bounds memory, not results).
 
     Relevance ties are broken by position (the earlier word is deleted first). Sentences
