@@ -35,8 +35,10 @@ inline void axpy(int n, T a, const T* __restrict x, T* __restrict y) {
 // rows of X. Every Y[s, j] is summed over k in order, so results do not depend on S.
 #if defined(__GNUC__)
 // R rows of Y, NV vectors of VB bytes from column j on, accumulated over all K.
+// Fused multiply-adds are safe here (the build turns them off elsewhere): these explicit
+// vector blocks always cover the same columns, whatever the alignment of the buffers.
 template <class T, int R, int NV, int VB>
-inline void gemm_block(int K, const T* const* x, const T* M, std::ptrdiff_t ldm, T* const* y, int j) {
+__attribute__((optimize("fp-contract=fast"))) inline void gemm_block(int K, const T* const* x, const T* M, std::ptrdiff_t ldm, T* const* y, int j) {
     typedef T V __attribute__((vector_size(VB), aligned(sizeof(T)), may_alias));
     constexpr int W = VB / int(sizeof(T));
     V acc[R][NV];
