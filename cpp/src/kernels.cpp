@@ -37,8 +37,17 @@ inline void axpy(int n, T a, const T* __restrict x, T* __restrict y) {
 // R rows of Y, NV vectors of VB bytes from column j on, accumulated over all K.
 // Fused multiply-adds are safe here (the build turns them off elsewhere): these explicit
 // vector blocks always cover the same columns, whatever the alignment of the buffers.
+#if defined(__clang__)
+#define TEXTLRP_FMA_FUNCTION
+#define TEXTLRP_FMA_BODY _Pragma("clang fp contract(fast)")
+#else
+#define TEXTLRP_FMA_FUNCTION __attribute__((optimize("fp-contract=fast")))
+#define TEXTLRP_FMA_BODY
+#endif
 template <class T, int R, int NV, int VB>
-__attribute__((optimize("fp-contract=fast"))) inline void gemm_block(int K, const T* const* x, const T* M, std::ptrdiff_t ldm, T* const* y, int j) {
+TEXTLRP_FMA_FUNCTION inline void gemm_block(int K, const T* const* x, const T* M,
+                                            std::ptrdiff_t ldm, T* const* y, int j) {
+    TEXTLRP_FMA_BODY
     typedef T V __attribute__((vector_size(VB), aligned(sizeof(T)), may_alias));
     constexpr int W = VB / int(sizeof(T));
     V acc[R][NV];
