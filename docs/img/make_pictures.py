@@ -188,7 +188,7 @@ def main() -> None:
          "--title", "SST-5 dev sentences, explained with LRP"], env)
     for theme in ("light", "dark"):
         png = HERE / f"report-{theme}.png"
-        screenshot(report, png, 900, 760, dark=theme == "dark")
+        screenshot(report, png, 900, 790, dark=theme == "dark")
         finish(png)
 
 
