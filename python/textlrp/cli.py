@@ -212,7 +212,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         _silence_stdout()
         return 141
     except KeyboardInterrupt:
-        _error("interrupted")
+        with contextlib.suppress(OSError, ValueError):
+            print(f"\n{PROG}: interrupted", file=sys.stderr, flush=True)
         return 130
     except (ValueError, OSError, KeyError, LookupError) as exc:
         if os.environ.get("TEXTLRP_DEBUG"):
