@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Union
 
 import numpy as np
@@ -415,51 +416,57 @@ class Model:
                        **explain_kwargs: Any) -> Iterator[Explanation | ExplanationError]:
         """Explain a stream lazily, ``batch_size`` inputs per engine call, in input order.
 
-        Memory stays bounded by one batch whatever the corpus size. With
+        Memory stays bounded by two batches whatever the corpus size: while the engine
+        explains one batch (without the GIL), the next one is tokenised. With
         ``errors="record"`` an input that cannot be explained (empty text, unknown token
         without an unknown-token id, ...) yields an :class:`ExplanationError` instead of
-        stopping the stream.
+        stopping the stream. ``explain_kwargs``: method, target (one for all), eps,
+        bias_factor, rule, seed, keep_embedding.
         """
         if errors not in ("raise", "record"):
             raise ValueError(f"errors must be 'raise' or 'record', got {errors!r}")
-        if not isinstance(batch_size, int) or batch_size < 1:
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
         threads = _check_threads(threads)
-        if "target" in explain_kwargs and isinstance(explain_kwargs["target"], (list, tuple, np.ndarray)):
+        if isinstance(explain_kwargs.get("target"), (list, tuple, np.ndarray)):
             raise ValueError("explain_corpus takes one target for all inputs (or None)")
-        batch: list[Any] = []
-        start = 0
-        for x in iterable:
-            batch.append(x)
-            if len(batch) == batch_size:
-                yield from self._corpus_batch(batch, start, threads, errors, explain_kwargs)
-                start += len(batch)
-                batch = []
-        if batch:
-            yield from self._corpus_batch(batch, start, threads, errors, explain_kwargs)
+        params = self._explain_defaults(explain_kwargs)
+        with ThreadPoolExecutor(max_workers=1) as engine:
+            pending: tuple[Future[list[Explanation]], list[Any]] | None = None
+            for start, batch in _chunks(iterable, batch_size):
+                try:
+                    slots, good, encoded = self._encode_chunk(batch, start, errors)
+                except Exception:
+                    if pending is not None:
+                        yield from _fill(*pending)
+                    raise
+                job = engine.submit(self._explain_encoded, good, encoded, threads=threads,
+                                    deleted=None, **params)
+                if pending is not None:
+                    yield from _fill(*pending)
+                pending = (job, slots)
+            if pending is not None:
+                yield from _fill(*pending)
 
-    def _corpus_batch(self, batch: list[Any], start: int, threads: int, errors: str,
-                      kwargs: dict[str, Any]) -> list[Explanation | ExplanationError]:
-        if errors == "raise":
-            return list(self.explain_batch(batch, threads=threads, **kwargs))
-        results: list[Explanation | ExplanationError | None] = [None] * len(batch)
+    def _encode_chunk(self, batch: list[Any], start: int, errors: str
+                      ) -> tuple[list[Any], list[Any], list[tuple[list[str], np.ndarray, np.ndarray]]]:
+        """(slots: an ExplanationError or None per input, the inputs to explain, their encodings)."""
+        slots: list[Any] = [None] * len(batch)
         good, encoded = [], []
         for k, x in enumerate(batch):
             try:
                 encoded.append(self.encode(x))
-                good.append(k)
+                good.append(x)
             except (ValueError, TypeError, IndexError, LookupError) as exc:
-                results[k] = ExplanationError(start + k, x, str(exc))
-        exps = self._explain_encoded([batch[k] for k in good], encoded, threads=threads,
-                                     **self._explain_defaults(kwargs))
-        for k, exp in zip(good, exps):
-            results[k] = exp
-        return results  # type: ignore[return-value]
+                if errors == "raise":
+                    raise
+                slots[k] = ExplanationError(start + k, x, str(exc))
+        return slots, good, encoded
 
     @staticmethod
     def _explain_defaults(kwargs: dict[str, Any]) -> dict[str, Any]:
         params = {"method": "lrp", "target": None, "eps": 1e-3, "bias_factor": 0.0,
-                  "rule": "signal-take-all", "seed": 0, "deleted": None, "keep_embedding": True}
+                  "rule": "signal-take-all", "seed": 0, "keep_embedding": True}
         unknown = set(kwargs) - set(params)
         if unknown:
             raise TypeError(f"unexpected arguments: {', '.join(sorted(unknown))}")
@@ -482,6 +489,26 @@ class Model:
         from .io import save_model
 
         save_model(self, path)
+
+
+def _chunks(iterable: Iterable[Any], size: int) -> Iterator[tuple[int, list[Any]]]:
+    batch: list[Any] = []
+    start = 0
+    for x in iterable:
+        batch.append(x)
+        if len(batch) == size:
+            yield start, batch
+            start += size
+            batch = []
+    if batch:
+        yield start, batch
+
+
+def _fill(job: Future[list[Explanation]], slots: list[Any]) -> Iterator[Any]:
+    """The chunk's results in input order: explanations where the slot is free."""
+    explained = iter(job.result())
+    for slot in slots:
+        yield next(explained) if slot is None else slot
 
 
 def from_arrays(
