@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import codecs
+import collections
 import contextlib
 import csv
 import dataclasses
@@ -19,9 +20,12 @@ import os
 import shutil
 import sys
 import time
+import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, TextIO
+
+import numpy as np
 
 from . import render
 
@@ -639,6 +643,7 @@ class _Progress:
         self.enabled = not args.quiet and _isatty(sys.stderr)
         self.bar: Any = None
         self.start = time.perf_counter()
+        self.shown = 0.0
         self.done = 0
         if not self.enabled:
             return
@@ -657,6 +662,10 @@ class _Progress:
         self.done += lines
         if self.bar is None:
             return
+        now = time.perf_counter()
+        if now - self.shown < 0.1:  # called per line: redraw a few times a second only
+            return
+        self.shown = now
         if self.source.size is not None:
             rate = self.done / max(time.perf_counter() - self.start, 1e-9)
             self.bar.set_description_str(f"{self.verb} {self.done} lines ({rate:.0f}/s)",
@@ -687,12 +696,17 @@ def _run_corpus(args: argparse.Namespace, model: Any, kind: str,
             progress = _Progress(source, args, "explaining" if kind == "explain" else "predicting")
             try:
                 writer.begin()
-                for chunk in _chunks(source.rows, args.batch_size):
-                    if kind == "explain":
-                        _explain_chunk(model, chunk, writer, args, targets or [None])
+                with _quiet_overflow():
+                    if kind == "explain" and len(targets or [None]) == 1:
+                        _explain_stream(model, source.rows, writer, args, (targets or [None])[0],
+                                        progress)
                     else:
-                        _predict_chunk(model, chunk, writer, args)
-                    progress.update(len(chunk))
+                        for chunk in _chunks(source.rows, args.batch_size):
+                            if kind == "explain":
+                                _explain_chunk(model, chunk, writer, args, targets or [None])
+                            else:
+                                _predict_chunk(model, chunk, writer, args)
+                            progress.update(len(chunk))
                 writer.end()
             finally:
                 progress.close()
@@ -711,8 +725,54 @@ def _run_corpus(args: argparse.Namespace, model: Any, kind: str,
     return 0
 
 
+_OVERFLOW = "relevance overflowed to inf/NaN; try a larger --eps or a shorter text"
+
+
+@contextlib.contextmanager
+def _quiet_overflow() -> Iterator[None]:
+    # The engine warns about non-finite relevance; the CLI reports it per line instead.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*overflowed", category=RuntimeWarning)
+        yield
+
+
+def _finite(exp: Any) -> bool:
+    return bool(np.isfinite(exp.relevance).all()) and (exp.rest is None or math.isfinite(exp.rest))
+
+
+def _explain_stream(model: Any, rows: Iterator[_Row], writer: _Writer,
+                    args: argparse.Namespace, target: int | None, progress: _Progress) -> None:
+    """One lazy pass through model.explain_corpus, which tokenises the next batch while the
+    engine explains the current one; results come back in input order."""
+    pending: collections.deque[_Row] = collections.deque()
+
+    def inputs() -> Iterator[Any]:
+        for row in rows:
+            pending.append(row)
+            # A row that failed to read still takes its place in the stream, as an empty
+            # input the model records as an error: order and bounded memory come for free.
+            yield row.text if row.error is None else []
+
+    stream = model.explain_corpus(inputs(), batch_size=args.batch_size, threads=args.threads,
+                                  errors="record", target=target, **_explain_options(args))
+    for result in stream:
+        row = pending.popleft()
+        if row.error is not None:
+            writer.error(row.line, row.text, row.error)
+        elif not hasattr(result, "relevance"):
+            writer.error(row.line, row.text, result.error)
+        elif not _finite(result):
+            writer.error(row.line, row.text, _OVERFLOW)
+        else:
+            writer.explanations(row.line, [result])
+        progress.update(1)
+    if pending:
+        raise RuntimeError(f"explain_corpus returned no result for line {pending[0].line}")
+
+
 def _explain_chunk(model: Any, chunk: list[_Row], writer: _Writer, args: argparse.Namespace,
                    targets: list[int | None]) -> None:
+    """--all-classes: every class for a chunk of lines (tokenised once)."""
     texts = [r.text for r in chunk if r.error is None]
     opts = _explain_options(args)
 
@@ -747,6 +807,8 @@ def _explain_chunk(model: Any, chunk: list[_Row], writer: _Writer, args: argpars
         failed = next((r for r in results if not hasattr(r, "relevance")), None)
         if failed is not None:
             writer.error(row.line, row.text, failed.error)
+        elif not all(_finite(r) for r in results):
+            writer.error(row.line, row.text, _OVERFLOW)
         else:
             writer.explanations(row.line, results)
 
@@ -782,7 +844,11 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     if text is None:
         return _run_corpus(args, model, "explain", targets)
     opts = _explain_options(args)
-    exps = model.explain_batch([text] * len(targets), target=targets, threads=args.threads, **opts)
+    with _quiet_overflow():
+        exps = model.explain_batch([text] * len(targets), target=targets, threads=args.threads,
+                                   **opts)
+    if not all(_finite(exp) for exp in exps):
+        raise ValueError(_OVERFLOW)
     fmt = _output_format(args, corpus=False)
     with _open_output(args) as out:
         writer = _Writer(out, fmt, args, corpus=False, class_names=model.class_names, kind="explain")
