@@ -310,6 +310,13 @@ def test_corpus_batch_size_and_threads_do_not_change_output(capsys, model_path, 
     assert a == b == c and len(json_lines(a)) == 23
 
 
+def test_corpus_batches_of_only_bad_lines(capsys, model_path, tmp_path):
+    path = write(tmp_path, "c.txt", b"\n\n\ngreat\n\xff\n")
+    recs = json_lines(ok(capsys, "explain", "-m", model_path, "-i", path, "--batch-size", "2"))
+    assert [(r["line"], "error" in r) for r in recs] == [(1, True), (2, True), (3, True), (4, False),
+                                                          (5, True)]
+
+
 def test_corpus_from_stdin(capsys, model_path, monkeypatch):
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"great fun\nbad plot\n")))
     recs = json_lines(ok(capsys, "explain", "-m", model_path, "-i", "-"))
