@@ -139,6 +139,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
 
     import textlrp
+    import textlrp._core
 
     rng = np.random.default_rng(0)
     lengths, source = sentence_lengths(args.n, rng)
@@ -150,7 +151,8 @@ def main(argv=None):
     thread_counts = sorted({1, cores})
     print(f"{args.n} sentences, lengths from {source}: mean {np.mean(lengths):.1f}, "
           f"max {np.max(lengths)}; e = d = {HIDDEN}, bidirectional, {CLASSES} classes, "
-          f"vocab {VOCAB}; {cores} cores; load average {os.getloadavg()[0]:.1f}", flush=True)
+          f"vocab {VOCAB}; {cores} cores, kernels {textlrp._core.isa()}; "
+          f"load average {os.getloadavg()[0]:.1f}", flush=True)
 
     rows = []  # (method, implementation, dtype, threads, sentences/s)
 
@@ -159,13 +161,16 @@ def main(argv=None):
         print(f"  {what:4s} {impl:36s} {dtype} threads={threads}: {r:8.1f} sentences/s",
               flush=True)
 
-    # memory: peak RSS growth while explaining the whole set in one call (run first, so the
-    # high-water mark is not set by a baseline)
-    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    exps = model64.explain_batch(batch, method="lrp", threads=cores)
-    rss1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    result_mb = sum(e.embedding_relevance.nbytes + e.relevance.nbytes for e in exps) / 2**20
-    del exps
+    # memory: peak RSS growth while explaining the whole set in one call, first without the
+    # [T, e] embedding-level arrays, then with them (run first: RSS is a high-water mark)
+    rss = [resource.getrusage(resource.RUSAGE_SELF).ru_maxrss]
+    for keep in (False, True):
+        exps = model64.explain_batch(batch, method="lrp", threads=cores, keep_embedding=keep)
+        rss.append(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+        if keep:
+            result_mb = sum(e.embedding_relevance.nbytes + e.relevance.nbytes
+                            for e in exps) / 2**20
+        del exps
 
     for t in thread_counts:
         for dtype, model in (("float64", model64), ("float32", model32)):
@@ -205,6 +210,8 @@ def main(argv=None):
     # show their speed-up over textlrp with 1 thread
     mine = {(w, d, t): r for w, impl, d, t, r in rows if impl == "textlrp"}
     print()
+    print(f"textlrp kernels: {textlrp._core.isa()}")
+    print()
     print("| method | implementation | dtype | threads | sentences/s | textlrp speed-up |")
     print("|---|---|---|---:|---:|---:|")
     for what, impl, dtype, t, r in rows:
@@ -215,7 +222,9 @@ def main(argv=None):
         print(f"| {what} | {impl} | {dtype} | {t} | {r:,.0f} | {ratio} |")
     print()
     print(f"memory: explain_batch(LRP) of {args.n} sentences raised peak RSS by "
-          f"{(rss1 - rss0) / 1024:.1f} MB (results hold {result_mb:.1f} MB)")
+          f"{(rss[1] - rss[0]) / 1024:.1f} MB with keep_embedding=False, then by "
+          f"{(rss[2] - rss[0]) / 1024:.1f} MB with the embedding relevance kept "
+          f"(which holds {result_mb:.1f} MB)")
     print(f"load average at the end: {' '.join(f'{x:.1f}' for x in os.getloadavg())} "
           f"on {cores} cores (other processes distort multi-thread rows)")
     return 0
