@@ -74,7 +74,8 @@ def main(argv=None) -> int:
     print(f"model: {model!r}")
     print(
         f"data: {args.data} ({len(sentences)} sentences); "
-        f"cores: {os.cpu_count()}; threads: {args.threads}"
+        f"cores: {os.cpu_count()}; threads: {args.threads}; "
+        f"load average at start: {os.getloadavg()[0]:.2f}"
     )
     kw = {
         "methods": METHODS,
@@ -113,6 +114,7 @@ def main(argv=None) -> int:
     print(f"  batched word_deletion:   {t_batched:8.2f} s")
     print(f"  speed-up:                {t_naive / t_batched:8.1f}x")
     print(f"  naive extrapolated to the full set: ~{t_naive * best.n_used / len(sub_s):.0f} s")
+    print(f"load average at the end: {os.getloadavg()[0]:.2f} (other jobs slow every number down)")
     return 0
 
 
