@@ -558,3 +558,26 @@ def test_load_labelled_sst_test_set():
     assert len(sents) == 2210
     assert np.bincount(labels).tolist() == [279, 633, 389, 510, 399]  # the README's counts
     assert sum(len(s) >= 10 for s in sents) == 1849  # the protocol's sentences
+
+
+def test_cli_options_reach_the_protocol(model, tmp_path, capsys):
+    model_path = tmp_path / "toy.npz"
+    model.save(model_path)
+    tsv = tmp_path / "d.tsv"
+    write_tsv(tsv)
+    argv = ["deletion", "--data", str(tsv), "--format", "tsv", "--model", str(model_path),
+            "--methods", "lrp,random", "--seeds", "3", "-k", "2", "--min-length", "3",
+            "--target", "predicted", "--order", "increasing", "--mode", "remove", "--eps", "0.01",
+            "--bias-factor", "1", "--threads", "1", "--batch-size", "2", "--json", str(tmp_path / "r.json")]  # fmt: skip
+    assert run_cli(argv) == 0
+    d = json.loads((tmp_path / "r.json").read_text())
+    assert d["n_used"] == 5 and d["k"] == [0, 1, 2]
+    assert d["params"] | {"methods": None} == {
+        "methods": None, "k": 2, "min_length": 3, "target": "predicted", "order": "increasing",
+        "mode": "remove", "random_seeds": [0, 1, 2], "eps": 0.01, "bias_factor": 1.0,
+        "rules": {"lrp": "signal-take-all"}, "threads": 1, "batch_size": 2,
+    }  # fmt: skip
+    assert d["order"] == {"correct": "increasing", "false": "increasing"}
+    with pytest.raises(SystemExit):
+        run_cli(["deletion", "--data", str(tsv), "--mode", "mask"])
+    assert "invalid choice" in capsys.readouterr().err
