@@ -115,6 +115,7 @@ def torch_gi_batch(torch, tm, batch):
 # ----------------------------------------------------------------------------- timing
 
 def rate(fn, n_sentences, repeat=1):
+    """Sentences per second of the best of ``repeat`` runs (the least disturbed by other load)."""
     best = float("inf")
     for _ in range(repeat):
         t0 = time.perf_counter()
@@ -188,9 +189,9 @@ def main(argv=None):
     chunks = in_batches(base, 250)
     label = f"{len(base)} sentences, 250/batch"
     add("LRP", f"numpy batched, padded ({label})", "float64", 1,
-        rate(lambda: [ref.batch_lrp(m, c) for c in chunks], len(base)))
+        rate(lambda: [ref.batch_lrp(m, c) for c in chunks], len(base), repeat=2))
     add("GI", f"numpy batched, padded ({label})", "float64", 1,
-        rate(lambda: [ref.batch_gradient(m, c) for c in chunks], len(base)))
+        rate(lambda: [ref.batch_gradient(m, c) for c in chunks], len(base), repeat=2))
 
     try:
         import torch
@@ -204,7 +205,7 @@ def main(argv=None):
                 tm = torch_model(torch, m, dtype)
                 add("GI", f"torch {torch.__version__.split('+')[0]} batched, packed ({label})",
                     name, t, rate(lambda tm=tm: [torch_gi_batch(torch, tm, c) for c in chunks],
-                                  len(base)))
+                                  len(base), repeat=2 if t == 1 else 1))
 
     # ratio = textlrp rate / baseline rate, same method, dtype and thread count; textlrp rows
     # show their speed-up over textlrp with 1 thread
