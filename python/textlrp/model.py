@@ -282,29 +282,39 @@ class Model:
         oov = ids == self._index[self.unk_token] if self.unk_token is not None else np.zeros(len(ids), bool)
         return tokens, ids, oov
 
-    def _pack(
-        self, encoded: list[tuple[list[str], np.ndarray, np.ndarray]], deleted: Any
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-        lengths = np.array([len(e[1]) for e in encoded], dtype=np.int64)
-        offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
+    def _ids(self, x: TokensLike) -> np.ndarray:
+        """The ids of one input; token ids skip building token strings (predict's fast path)."""
+        if isinstance(x, np.ndarray) or (isinstance(x, (list, tuple)) and x
+                                         and not isinstance(x[0], str)):
+            arr = np.asarray(x)
+            if arr.ndim == 1 and arr.dtype.kind in "iu" and arr.size:
+                return arr.astype(np.int64, copy=False)  # the engine checks the range
+        return self.encode(x)[1]
+
+    def _pack(self, seqs: list[np.ndarray], deleted: Any
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """Flat ids, offsets and the deleted-position mask of a batch, as the engine takes them."""
+        lengths = np.fromiter((len(q) for q in seqs), dtype=np.int64, count=len(seqs))
+        offsets = np.zeros(len(seqs) + 1, dtype=np.int64)
         np.cumsum(lengths, out=offsets[1:])
-        ids = np.concatenate([e[1] for e in encoded]) if encoded else np.zeros(0, np.int64)
+        ids = np.concatenate(seqs) if seqs else np.zeros(0, np.int64)
         mask = None
         if deleted is not None:
-            if len(deleted) != len(encoded):
-                raise ValueError(f"deleted has {len(deleted)} entries for {len(encoded)} inputs")
+            if len(deleted) != len(seqs):
+                raise ValueError(f"deleted has {len(deleted)} entries for {len(seqs)} inputs")
+            counts = [0 if p is None else len(p) for p in deleted]
+            flat = np.array([i for p in deleted if p is not None for i in p])
             mask = np.zeros(len(ids), dtype=np.uint8)
-            for k, positions in enumerate(deleted):
-                if positions is None:
-                    continue
-                pos = np.asarray(list(positions) if not isinstance(positions, np.ndarray) else positions)
-                if pos.size == 0:
-                    continue
-                if pos.dtype.kind not in "iu":
-                    raise TypeError(f"deleted positions of input {k} must be integers")
-                if pos.min() < 0 or pos.max() >= lengths[k]:
-                    raise IndexError(f"deleted position out of range for input {k} of length {lengths[k]}")
-                mask[offsets[k] + pos] = 1
+            if flat.size:
+                if flat.dtype.kind not in "iu":
+                    raise TypeError(f"deleted positions must be integers, got {flat.dtype}")
+                owner = np.repeat(np.arange(len(seqs)), counts)
+                bad = (flat < 0) | (flat >= lengths[owner])
+                if bad.any():
+                    k = int(owner[np.argmax(bad)])
+                    raise IndexError(f"deleted position {int(flat[np.argmax(bad)])} out of range "
+                                     f"for input {k} of length {lengths[k]}")
+                mask[offsets[owner] + flat] = 1
         return ids, offsets, mask
 
     def _targets(self, target: Any, n: int) -> np.ndarray:
@@ -322,10 +332,10 @@ class Model:
         is replaced by zeros."""
         inputs = self._as_inputs(inputs)
         threads = _check_threads(threads)
-        encoded = [self.encode(x) for x in inputs]
-        if not encoded:
+        seqs = [self._ids(x) for x in inputs]
+        if not seqs:
             return np.zeros((0, self.n_classes), dtype=self.dtype)
-        ids, offsets, mask = self._pack(encoded, deleted)
+        ids, offsets, mask = self._pack(seqs, deleted)
         return self._core.forward(ids, offsets, mask, threads)
 
     def explain(self, x: TokensLike, *, method: str = "lrp", target: TargetLike = None,
@@ -363,7 +373,7 @@ class Model:
         if not encoded:
             return []
         n = len(encoded)
-        ids, offsets, mask = self._pack(encoded, deleted)
+        ids, offsets, mask = self._pack([e[1] for e in encoded], deleted)
         targets = self._targets(target, n)
         core = self._core
         params: dict[str, Any] = {}
