@@ -1,5 +1,6 @@
 # Type stubs of the compiled engine (cpp/bindings/module.cpp). Private: use textlrp.Model.
-from typing import Sequence
+from collections.abc import Sequence
+from typing import TypeAlias
 
 import numpy as np
 import numpy.typing as npt
@@ -9,8 +10,8 @@ RULES: tuple[str, ...]
 def isa() -> str:
     """Instruction set the kernels use on this CPU: generic, avx2 or avx512 (TEXTLRP_ISA forces one)."""
 
-_Direction = tuple[npt.ArrayLike, npt.ArrayLike, npt.ArrayLike]  # W_ih [4d, in], W_hh [4d, d], b [4d]
-_Dense = tuple[npt.ArrayLike, npt.ArrayLike | None]  # W [out, in], b [out] or None
+_Direction: TypeAlias = tuple[npt.ArrayLike, npt.ArrayLike, npt.ArrayLike]  # W_ih [4d, in], W_hh [4d, d], b [4d]
+_Dense: TypeAlias = tuple[npt.ArrayLike, npt.ArrayLike | None]  # W [out, in], b [out] or None
 
 class _Model:
     vocab_size: int

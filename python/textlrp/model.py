@@ -41,7 +41,7 @@ def _check_threads(threads: int | None) -> int:
 def _as_float_array(a: Any, name: str, dtype: np.dtype) -> np.ndarray:
     try:
         arr = np.asarray(a)
-    except Exception as exc:  # e.g. ragged nested lists
+    except (ValueError, TypeError) as exc:  # e.g. ragged nested lists
         raise ValueError(f"{name} is not a numeric array: {exc}") from None
     if arr.dtype.kind not in "fiu":
         raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}")
@@ -156,12 +156,12 @@ class Model:
             out.append(dirs)
         return out
 
-    def _take_head(self, head: Any) -> list[dict[str, np.ndarray | None]]:
+    def _take_head(self, head: Any) -> list[dict[str, Any]]:
         if isinstance(head, dict):
             head = [head]
         if not isinstance(head, (list, tuple)) or not head:
             raise ValueError("head must be a non-empty list of dict(W=..., b=... or None)")
-        out: list[dict[str, np.ndarray | None]] = []
+        out: list[dict[str, Any]] = []
         for k, dense in enumerate(head):
             if not isinstance(dense, dict) or "W" not in dense:
                 raise ValueError(f"head layer {k} must be a dict with W and optionally b")
@@ -439,7 +439,7 @@ class Model:
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
         threads = _check_threads(threads)
         if isinstance(explain_kwargs.get("target"), (list, tuple, np.ndarray)):
-            raise ValueError("explain_corpus takes one target for all inputs (or None)")
+            raise TypeError("explain_corpus takes one target for all inputs (or None)")
         params = self._explain_defaults(explain_kwargs)
         with ThreadPoolExecutor(max_workers=1) as engine:
             pending: tuple[Future[list[Explanation]], list[Any]] | None = None
