@@ -81,7 +81,7 @@ class Explanation:
     def _repr_html_(self) -> str:
         from .render import to_html
 
-        return to_html([self])
+        return to_html([self], fragment=True)
 
 
 @dataclass
