@@ -84,6 +84,6 @@ def test_reproduces_sst_tokenisation_of_detokenised_dev_sentences():
     from textlrp.sst import load_sentences
 
     detok = TreebankWordDetokenizer()
-    sentences = load_sentences(SST_DIR / "dev.txt")[:400]  # all 1101: 1099 agree (docs/model-io.md)
+    sentences = load_sentences(SST_DIR / "dev.txt")[:400]  # all 1101: 1099 agree (docs/models.md)
     same = sum(tokenize(detok.detokenize(toks, convert_parentheses=True)) == toks for toks, _ in sentences)
     assert same / len(sentences) >= 0.99
