@@ -393,13 +393,7 @@ class Model:
         else:
             scores = core.forward(ids, offsets, mask, threads)
             used = np.where(targets >= 0, targets, np.argmax(scores, axis=1))
-            rel = np.empty(len(ids), dtype=self.dtype)
-            for k in range(n):
-                # Seeded by the sequence itself so a sentence gets the same draw wherever
-                # it sits in a batch or corpus.
-                ss = np.random.SeedSequence([int(seed), *ids[offsets[k]:offsets[k + 1]].tolist()])
-                rel[offsets[k]:offsets[k + 1]] = np.random.default_rng(ss).uniform(
-                    size=offsets[k + 1] - offsets[k])
+            rel = _random_relevance(ids, offsets, int(seed)).astype(self.dtype)
             params = {"seed": int(seed)}
         if not np.all(np.isfinite(rel)) or (rest is not None and not np.all(np.isfinite(rest))):
             # The epsilon rule divides by pre-activations at every step; over very long inputs
@@ -499,6 +493,28 @@ class Model:
         from .io import save_model
 
         save_model(self, path)
+
+
+def _mix(x: np.ndarray) -> np.ndarray:
+    """splitmix64's finaliser, elementwise on uint64 (arithmetic wraps modulo 2^64)."""
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+def _random_relevance(ids: np.ndarray, offsets: np.ndarray, seed: int) -> np.ndarray:
+    """Uniform [0, 1) values per token, a function of the seed and the sentence itself, so a
+    sentence gets the same draw wherever it sits in a batch or corpus. One vectorised pass:
+    a hash of (seed, sentence content, position)."""
+    lengths = np.diff(offsets)
+    pos = (np.arange(len(ids)) - np.repeat(offsets[:-1], lengths)).astype(np.uint64)
+    golden = np.uint64(0x9E3779B97F4A7C15)
+    with np.errstate(over="ignore"):
+        token = _mix(ids.astype(np.uint64) * golden + pos)
+        content = np.add.reduceat(token, offsets[:-1]) if len(ids) else token
+        key = _mix(np.repeat(content, lengths) ^ _mix(np.array([seed % 2**64], dtype=np.uint64) + golden))
+        value = _mix(key + pos * golden)
+    return (value >> np.uint64(11)).astype(np.float64) * 2.0**-53
 
 
 def _chunks(iterable: Iterable[Any], size: int) -> Iterator[tuple[int, list[Any]]]:
