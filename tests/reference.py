@@ -37,7 +37,7 @@ def sigmoid(z):
 
 
 def _f64(model):
-    """A float64 copy of the model arrays (the reference always computes in float64)."""
+    """The model arrays as float64 (the reference always computes in float64; never mutated)."""
     def arr(a):
         return None if a is None else np.asarray(a, dtype=np.float64)
     return {
