@@ -23,16 +23,10 @@ namespace TEXTLRP_ISA {
 
 namespace {
 
-// y += a * x over n contiguous elements: the one inner loop of every matrix product here.
-template <class T>
-inline void axpy(int n, T a, const T* __restrict x, T* __restrict y) {
-    for (int j = 0; j < n; ++j) y[j] += a * x[j];
-}
-
 // Y[S, N] += X[S, K] * M[K, N], all row-major with signed row strides (a negative ldx or
-// ldy walks a sequence backwards). Register-blocked: four rows of Y and two vectors of
-// columns stay in registers while K is walked, so each row of M is loaded once per four
-// rows of X. Every Y[s, j] is summed over k in order, so results do not depend on S.
+// ldy walks a sequence backwards). Register-blocked: up to eight rows of Y and two vectors
+// of columns stay in registers while K is walked, so each row of M is loaded once per
+// block of rows. Every Y[s, j] is summed over k in order, so results do not depend on S.
 #if defined(__GNUC__)
 // R rows of Y, NV vectors of VB bytes from column j on, accumulated over all K.
 // Fused multiply-adds are safe here (the build turns them off elsewhere): these explicit
@@ -125,11 +119,6 @@ void gemm_acc(int S, int K, int N, const T* X, std::ptrdiff_t ldx, const T* M, s
 }
 #endif
 
-// y[0..n) += sum_k x[k] * M[k, 0..n): one row of gemm_acc.
-template <class T>
-inline void vecmat_acc(int K, int n, const T* x, const T* M, T* y) {
-    gemm_acc(1, K, n, x, 0, M, n, y, 0);
-}
 
 template <class T>
 inline T sign1(T y) {  // sign with sign(0) = +1, as in the epsilon rule
@@ -269,7 +258,8 @@ struct Seq {
     const T* scores() const { return head_y.back().data(); }
 };
 
-using States = int;  // selects Seq::base (0) or Seq::alt (1)
+// Which state set of a Seq a pass reads and writes.
+enum class States { base, alt };
 
 // Runs groups of sequences of similar length in lock step, so that each step's recurrent
 // matrix product serves up to eight sequences per pass over the weights. The arithmetic
@@ -319,8 +309,8 @@ public:
     // All layers and the head; g sorted by decreasing length.
     void forward(Seq<T>* const* g, int G, bool keep_input_projection) {
         keep_zx_ = keep_input_projection;
-        run_layers(g, G, 0, 0);
-        for (int b = 0; b < G; ++b) head_forward(*g[b], 0);
+        run_layers(g, G, States::base, 0);
+        for (int b = 0; b < G; ++b) head_forward(*g[b], States::base);
     }
 
     std::int64_t pick_target(const Seq<T>& q, std::int64_t requested) const {
@@ -342,7 +332,7 @@ private:
     bool keep_zx_ = false;   // keep the first layer's input projection apart (occlusion reuses it)
 
     static std::vector<LayerState<T>>& states(Seq<T>& q, States which) {
-        return which ? q.alt : q.base;
+        return which == States::alt ? q.alt : q.base;
     }
 
     static const T* layer_input(Seq<T>& q, States which, std::size_t l) {
@@ -381,7 +371,7 @@ private:
         gemm_acc(len, in, n, first, ldx, D.W_ih_t.data(), n, zx, n);
     }
 
-    bool keep_zx(States which, std::size_t l) const { return keep_zx_ && which == 0 && l == 0; }
+    bool keep_zx(States which, std::size_t l) const { return keep_zx_ && which == States::base && l == 0; }
 
     // Runs layers [from, L) of the chosen states of every sequence of g.
     void run_layers(Seq<T>* const* g, int G, States which, std::size_t from) {
@@ -650,7 +640,7 @@ void Group<T>::lrp(Seq<T>* const* g, int G, const std::int64_t* targets, const L
                 std::fill(wx, wx + std::size_t(q.len) * in, T(0));
                 gemm_acc(q.len, rows, in, q.steps.data() + first, n,
                          D.W_ih.data() + std::size_t(first) * in, in, wx, in);
-                const T* x = layer_input(q, 0, l);
+                const T* x = layer_input(q, States::base, l);
                 T* rx = q.r[l].data();
                 for (int s = 0; s < q.len; ++s) {
                     const int t = position(s, q.len, k);
@@ -799,11 +789,11 @@ void Group<T>::occlusion(Seq<T>& q, std::int64_t target, const std::uint8_t* del
             }
             off += D.d;
         }
-        if (deep) run_layers(self, 1, 1, 1);
-        head_forward(q, 1);  // reads the final states of the alternative run
+        if (deep) run_layers(self, 1, States::alt, 1);
+        head_forward(q, States::alt);  // reads the final states of the alternative run
         drop[t] = base - q.scores()[target];
     }
-    head_forward(q, 0);  // leave q describing the input as given
+    head_forward(q, States::base);  // leave q describing the input as given
 }
 
 // Calls fn(group, seqs, indices, count) for groups of up to Group::capacity sequences of
