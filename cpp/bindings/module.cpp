@@ -12,6 +12,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "textlrp/engine.hpp"
@@ -169,6 +170,15 @@ py::array_t<T> empty(std::vector<py::ssize_t> shape) {
     return py::array_t<T>(shape);
 }
 
+// The [n_tokens, e] embedding-level output, or (None, nullptr) when the caller skips it.
+template <class T>
+std::pair<py::object, T*> embedding_rows(bool keep, const BatchData& d, int e) {
+    if (!keep) return {py::none(), nullptr};
+    auto a = empty<T>({d.n_tokens(), py::ssize_t(e)});
+    T* ptr = a.mutable_data();
+    return {std::move(a), ptr};
+}
+
 template <class T>
 void register_model(py::module_& mod, const char* name) {
     using M = Model<T>;
@@ -214,13 +224,7 @@ void register_model(py::module_& mod, const char* name) {
                 auto tout = empty<std::int64_t>({d.n()});
                 auto rel = empty<T>({d.n_tokens()});
                 auto rest = empty<T>({d.n()});
-                py::object emb = py::none();
-                T* emb_ptr = nullptr;
-                if (keep_embedding) {
-                    auto a = empty<T>({d.n_tokens(), py::ssize_t(m.embedding_dim)});
-                    emb_ptr = a.mutable_data();
-                    emb = a;
-                }
+                auto [emb, emb_ptr] = embedding_rows<T>(keep_embedding, d, m.embedding_dim);
                 T *s = scores.mutable_data(), *r = rel.mutable_data(), *re = rest.mutable_data();
                 std::int64_t* to = tout.mutable_data();
                 {
@@ -242,13 +246,7 @@ void register_model(py::module_& mod, const char* name) {
                 auto tout = empty<std::int64_t>({d.n()});
                 auto sa = empty<T>({d.n_tokens()});
                 auto gi = empty<T>({d.n_tokens()});
-                py::object grad = py::none();
-                T* grad_ptr = nullptr;
-                if (keep_embedding) {
-                    auto a = empty<T>({d.n_tokens(), py::ssize_t(m.embedding_dim)});
-                    grad_ptr = a.mutable_data();
-                    grad = a;
-                }
+                auto [grad, grad_ptr] = embedding_rows<T>(keep_embedding, d, m.embedding_dim);
                 T *s = scores.mutable_data(), *psa = sa.mutable_data(), *pgi = gi.mutable_data();
                 std::int64_t* to = tout.mutable_data();
                 {
