@@ -59,47 +59,75 @@ std::vector<std::int64_t> take_ints(const py::handle& obj, const std::string& na
 }
 
 template <class T>
-Model<T> build_model(const py::handle& embedding, const py::list& layers, const py::list& head) {
+Model<T> build_model(const py::handle& embedding, int input_size, const py::list& layers,
+                     const std::string& pooling, const py::handle& attention, const py::list& head) {
     Model<T> m;
-    auto shape = take<T>(embedding, 2, "embedding", m.embedding);
-    m.vocab_size = int(shape[0]);
-    m.embedding_dim = int(shape[1]);
+    if (embedding.is_none()) {
+        m.vocab_size = 0;
+        m.input_size = input_size;
+    } else {
+        auto shape = take<T>(embedding, 2, "embedding", m.embedding);
+        if (shape[0] < 1 || shape[1] < 1 || shape[0] > INT_MAX || shape[1] > INT_MAX)
+            throw std::invalid_argument("embedding must have between 1 and 2^31 - 1 rows and columns");
+        m.vocab_size = int(shape[0]);
+        m.input_size = int(shape[1]);
+        if (input_size != 0 && input_size != m.input_size)
+            throw std::invalid_argument("input_size differs from the embedding width");
+    }
     for (std::size_t l = 0; l < layers.size(); ++l) {
-        LstmLayer<T> layer;
-        const py::list dirs = layers[l].cast<py::list>();
+        Recurrent<T> layer;
+        const py::tuple spec = layers[l].cast<py::tuple>();
+        if (spec.size() != 2) throw std::invalid_argument("recurrent layer: expected (cell, directions)");
+        layer.cell = parse_cell(spec[0].cast<std::string>());
+        const int G = layer.gates();
+        const py::list dirs = spec[1].cast<py::list>();
         for (std::size_t k = 0; k < dirs.size(); ++k) {
-            const std::string name = "lstm layer " + std::to_string(l) + " direction " + std::to_string(k);
+            const std::string name = spec[0].cast<std::string>() + " layer " + std::to_string(l) +
+                                     " direction " + std::to_string(k);
             const py::tuple parts = dirs[k].cast<py::tuple>();
-            if (parts.size() != 3) throw std::invalid_argument(name + ": expected (W_ih, W_hh, b)");
-            LstmDirection<T> dir;
+            if (parts.size() != 4) throw std::invalid_argument(name + ": expected (W_ih, W_hh, b_ih, b_hh)");
+            Direction<T> dir;
             auto s_ih = take<T>(parts[0], 2, name + " W_ih", dir.W_ih);
             auto s_hh = take<T>(parts[1], 2, name + " W_hh", dir.W_hh);
-            auto s_b = take<T>(parts[2], 1, name + " b", dir.b);
-            if (s_ih[0] % 4 != 0 || s_ih[0] == 0)
-                throw std::invalid_argument(name + " W_ih: rows must be 4 * hidden size, got " +
-                                            std::to_string(s_ih[0]));
-            dir.d = int(s_ih[0] / 4);
+            auto s_bi = take<T>(parts[2], 1, name + " b_ih", dir.b_ih);
+            auto s_bh = take<T>(parts[3], 1, name + " b_hh", dir.b_hh);
+            if (s_ih[0] % G != 0 || s_ih[0] == 0 || s_ih[0] > INT_MAX || s_ih[1] > INT_MAX)
+                throw std::invalid_argument(name + " W_ih: rows must be " + std::to_string(G) +
+                                            " * hidden size, got " + std::to_string(s_ih[0]));
+            dir.d = int(s_ih[0] / G);
             dir.in = int(s_ih[1]);
-            if (s_hh[0] != 4 * dir.d || s_hh[1] != dir.d)
-                throw std::invalid_argument(name + " W_hh: expected shape (" + std::to_string(4 * dir.d) +
+            if (s_hh[0] != G * py::ssize_t(dir.d) || s_hh[1] != dir.d)
+                throw std::invalid_argument(name + " W_hh: expected shape (" + std::to_string(G * dir.d) +
                                             ", " + std::to_string(dir.d) + "), got (" +
                                             std::to_string(s_hh[0]) + ", " + std::to_string(s_hh[1]) + ")");
-            if (s_b[0] != 4 * dir.d)
-                throw std::invalid_argument(name + " b: expected " + std::to_string(4 * dir.d) +
-                                            " values, got " + std::to_string(s_b[0]));
+            if (s_bi[0] != G * py::ssize_t(dir.d) || s_bh[0] != G * py::ssize_t(dir.d))
+                throw std::invalid_argument(name + " b_ih / b_hh: expected " + std::to_string(G * dir.d) +
+                                            " values each");
             layer.dirs.push_back(std::move(dir));
         }
-        if (layer.dirs.size() == 2 && layer.dirs[0].d != layer.dirs[1].d)
-            throw std::invalid_argument("lstm layer " + std::to_string(l) +
-                                        ": both directions must have the same hidden size");
         m.layers.push_back(std::move(layer));
+    }
+    m.pooling = parse_pooling(pooling);
+    if (m.pooling == Pooling::attention) {
+        if (attention.is_none()) throw std::invalid_argument("attention pooling needs (W, b, v)");
+        const py::tuple parts = attention.cast<py::tuple>();
+        if (parts.size() != 3) throw std::invalid_argument("attention: expected (W, b, v)");
+        auto s_w = take<T>(parts[0], 2, "attention W", m.attention.W);
+        take<T>(parts[1], 1, "attention b", m.attention.b);
+        take<T>(parts[2], 1, "attention v", m.attention.v);
+        if (s_w[0] > INT_MAX || s_w[1] > INT_MAX) throw std::invalid_argument("attention W is too large");
+        m.attention.size = int(s_w[0]);
+        m.attention.features = int(s_w[1]);
+    } else if (!attention.is_none()) {
+        throw std::invalid_argument("attention weights given for pooling '" + pooling + "'");
     }
     for (std::size_t k = 0; k < head.size(); ++k) {
         const std::string name = "head layer " + std::to_string(k);
         const py::tuple parts = head[k].cast<py::tuple>();
         if (parts.size() != 2) throw std::invalid_argument(name + ": expected (W, b or None)");
-        DenseLayer<T> dense;
+        Dense<T> dense;
         auto s_w = take<T>(parts[0], 2, name + " W", dense.W);
+        if (s_w[0] > INT_MAX || s_w[1] > INT_MAX) throw std::invalid_argument(name + " W is too large");
         dense.out = int(s_w[0]);
         dense.in = int(s_w[1]);
         if (parts[1].is_none()) {
@@ -116,14 +144,17 @@ Model<T> build_model(const py::handle& embedding, const py::list& layers, const 
     return m;
 }
 
-// A validated private copy of a batch.
+// A validated private copy of a batch: token ids, or input vectors for continuous models.
+template <class T>
 struct BatchData {
     std::vector<std::int64_t> ids, offsets, targets;
+    std::vector<T> x;
     std::vector<std::uint8_t> deleted;
     bool has_targets = false;
-    Batch batch() const {
-        Batch b;
-        b.ids = ids.data();
+    Batch<T> batch() const {
+        Batch<T> b;
+        b.ids = ids.empty() ? nullptr : ids.data();
+        b.x = x.empty() ? nullptr : x.data();
         b.offsets = offsets.data();
         b.n = std::int64_t(offsets.size()) - 1;
         b.deleted = deleted.empty() ? nullptr : deleted.data();
@@ -131,7 +162,7 @@ struct BatchData {
     }
     const std::int64_t* target_ptr() const { return has_targets ? targets.data() : nullptr; }
     std::int64_t n() const { return std::int64_t(offsets.size()) - 1; }
-    std::int64_t n_tokens() const { return std::int64_t(ids.size()); }
+    std::int64_t n_tokens() const { return offsets.back(); }
 };
 
 void check_threads(int threads) {
@@ -139,19 +170,41 @@ void check_threads(int threads) {
 }
 
 template <class T>
-BatchData take_batch(const Model<T>& m, const py::handle& ids, const py::handle& offsets,
-                     const py::handle& deleted, const py::handle& targets) {
-    BatchData d;
-    d.ids = take_ints(ids, "ids");
+BatchData<T> take_batch(const Model<T>& m, const py::handle& inputs, const py::handle& offsets,
+                        const py::handle& deleted, const py::handle& targets) {
+    BatchData<T> d;
     d.offsets = take_ints(offsets, "offsets");
     if (d.offsets.empty()) throw std::invalid_argument("offsets must have at least one entry");
-    for (std::size_t k = 0; k + 1 < d.offsets.size(); ++k)
+    // Bounds before differences: no signed overflow whatever the caller passes.
+    if (d.offsets[0] != 0) throw std::invalid_argument("offsets must start at 0");
+    for (std::size_t k = 0; k + 1 < d.offsets.size(); ++k) {
+        if (d.offsets[k + 1] < d.offsets[k])
+            throw std::invalid_argument("offsets must not decrease");
         if (d.offsets[k + 1] - d.offsets[k] > INT_MAX)
             throw std::invalid_argument("sequence " + std::to_string(k) + " is too long");
+    }
+    std::int64_t rows = 0;
+    if (m.continuous()) {
+        py::array raw = py::array::ensure(inputs);
+        if (!raw) throw py::type_error("inputs of a continuous model must be a float array");
+        const char kind = raw.dtype().kind();
+        if (kind != 'f' && kind != 'i' && kind != 'u')
+            throw py::type_error("inputs must hold real numbers, got dtype " + std::string(py::str(raw.dtype())));
+        if (raw.ndim() != 2 || raw.shape(1) != m.input_size)
+            throw std::invalid_argument("inputs must have shape (steps, " + std::to_string(m.input_size) + ")");
+        auto a = farray<T>::ensure(raw);
+        d.x.assign(a.data(), a.data() + a.size());
+        rows = raw.shape(0);
+    } else {
+        d.ids = take_ints(inputs, "ids");
+        rows = std::int64_t(d.ids.size());
+    }
+    if (d.offsets.back() != rows)
+        throw std::invalid_argument("offsets must end at the number of input rows");
     if (!deleted.is_none()) {
         py::array raw = py::array::ensure(deleted);
-        if (!raw || raw.ndim() != 1 || std::size_t(raw.size()) != d.ids.size())
-            throw std::invalid_argument("deleted must be a 1-D mask with one entry per token");
+        if (!raw || raw.ndim() != 1 || raw.size() != rows)
+            throw std::invalid_argument("deleted must be a 1-D mask with one entry per input row");
         auto a = py::array_t<std::uint8_t, py::array::c_style | py::array::forcecast>::ensure(raw);
         d.deleted.assign(a.data(), a.data() + a.size());
     }
@@ -172,7 +225,7 @@ py::array_t<T> empty(std::vector<py::ssize_t> shape) {
 
 // The [n_tokens, e] embedding-level output, or (None, nullptr) when the caller skips it.
 template <class T>
-std::pair<py::object, T*> embedding_rows(bool keep, const BatchData& d, int e) {
+std::pair<py::object, T*> input_rows(bool keep, const BatchData<T>& d, int e) {
     if (!keep) return {py::none(), nullptr};
     auto a = empty<T>({d.n_tokens(), py::ssize_t(e)});
     T* ptr = a.mutable_data();
@@ -182,17 +235,18 @@ std::pair<py::object, T*> embedding_rows(bool keep, const BatchData& d, int e) {
 template <class T>
 void register_model(py::module_& mod, const char* name) {
     using M = Model<T>;
-    py::class_<M>(mod, name, "A validated, immutable copy of a model's weights (gate order i, f, g, o).")
-        .def(py::init(&build_model<T>), py::arg("embedding"), py::arg("layers"), py::arg("head"))
+    py::class_<M>(mod, name, "A validated, immutable copy of a model's weights (gate rows: LSTM i, f, g, o; GRU r, z, n).")
+        .def(py::init(&build_model<T>), py::arg("embedding"), py::arg("input_size"), py::arg("layers"),
+             py::arg("pooling"), py::arg("attention"), py::arg("head"))
         .def_readonly("vocab_size", &M::vocab_size)
-        .def_readonly("embedding_dim", &M::embedding_dim)
+        .def_readonly("input_size", &M::input_size)
         .def_property_readonly("n_classes", &M::n_classes)
         .def_property_readonly("n_features", &M::n_features)
         .def(
             "forward",
-            [](const M& m, py::handle ids, py::handle offsets, py::handle deleted, int threads) {
+            [](const M& m, py::handle inputs, py::handle offsets, py::handle deleted, int threads) {
                 check_threads(threads);
-                BatchData d = take_batch(m, ids, offsets, deleted, py::none());
+                BatchData<T> d = take_batch(m, inputs, offsets, deleted, py::none());
                 auto scores = empty<T>({d.n(), m.n_classes()});
                 T* s = scores.mutable_data();
                 {
@@ -202,10 +256,10 @@ void register_model(py::module_& mod, const char* name) {
                 }
                 return scores;
             },
-            py::arg("ids"), py::arg("offsets"), py::arg("deleted") = py::none(), py::arg("threads") = 1)
+            py::arg("inputs"), py::arg("offsets"), py::arg("deleted") = py::none(), py::arg("threads") = 1)
         .def(
             "lrp",
-            [](const M& m, py::handle ids, py::handle offsets, py::handle deleted, py::handle targets,
+            [](const M& m, py::handle inputs, py::handle offsets, py::handle deleted, py::handle targets,
                double eps, double bias_factor, const std::string& rule, int threads, bool keep_embedding) {
                 check_threads(threads);
                 // eps = 0 would divide by exactly-zero pre-activations (a deleted word in a
@@ -219,12 +273,15 @@ void register_model(py::module_& mod, const char* name) {
                 p.eps = eps;
                 p.bias_factor = bias_factor;
                 p.rule = parse_rule(rule);
-                BatchData d = take_batch(m, ids, offsets, deleted, targets);
+                if (p.rule != Rule::signal_take_all && m.has(Cell::gru))
+                    throw std::invalid_argument("rule '" + rule + "' is defined for LSTM cells only; "
+                                                "models with GRU layers take signal-take-all");
+                BatchData<T> d = take_batch(m, inputs, offsets, deleted, targets);
                 auto scores = empty<T>({d.n(), m.n_classes()});
                 auto tout = empty<std::int64_t>({d.n()});
                 auto rel = empty<T>({d.n_tokens()});
                 auto rest = empty<T>({d.n()});
-                auto [emb, emb_ptr] = embedding_rows<T>(keep_embedding, d, m.embedding_dim);
+                auto [emb, emb_ptr] = input_rows<T>(keep_embedding, d, m.input_size);
                 T *s = scores.mutable_data(), *r = rel.mutable_data(), *re = rest.mutable_data();
                 std::int64_t* to = tout.mutable_data();
                 {
@@ -233,20 +290,20 @@ void register_model(py::module_& mod, const char* name) {
                 }
                 return py::make_tuple(scores, tout, rel, emb, rest);
             },
-            py::arg("ids"), py::arg("offsets"), py::arg("deleted") = py::none(),
+            py::arg("inputs"), py::arg("offsets"), py::arg("deleted") = py::none(),
             py::arg("targets") = py::none(), py::arg("eps") = 1e-3, py::arg("bias_factor") = 0.0,
             py::arg("rule") = "signal-take-all", py::arg("threads") = 1, py::arg("keep_embedding") = true)
         .def(
             "gradient",
-            [](const M& m, py::handle ids, py::handle offsets, py::handle deleted, py::handle targets,
+            [](const M& m, py::handle inputs, py::handle offsets, py::handle deleted, py::handle targets,
                int threads, bool keep_embedding) {
                 check_threads(threads);
-                BatchData d = take_batch(m, ids, offsets, deleted, targets);
+                BatchData<T> d = take_batch(m, inputs, offsets, deleted, targets);
                 auto scores = empty<T>({d.n(), m.n_classes()});
                 auto tout = empty<std::int64_t>({d.n()});
                 auto sa = empty<T>({d.n_tokens()});
                 auto gi = empty<T>({d.n_tokens()});
-                auto [grad, grad_ptr] = embedding_rows<T>(keep_embedding, d, m.embedding_dim);
+                auto [grad, grad_ptr] = input_rows<T>(keep_embedding, d, m.input_size);
                 T *s = scores.mutable_data(), *psa = sa.mutable_data(), *pgi = gi.mutable_data();
                 std::int64_t* to = tout.mutable_data();
                 {
@@ -255,14 +312,14 @@ void register_model(py::module_& mod, const char* name) {
                 }
                 return py::make_tuple(scores, tout, grad, sa, gi);
             },
-            py::arg("ids"), py::arg("offsets"), py::arg("deleted") = py::none(),
+            py::arg("inputs"), py::arg("offsets"), py::arg("deleted") = py::none(),
             py::arg("targets") = py::none(), py::arg("threads") = 1, py::arg("keep_embedding") = true)
         .def(
             "occlusion",
-            [](const M& m, py::handle ids, py::handle offsets, py::handle deleted, py::handle targets,
+            [](const M& m, py::handle inputs, py::handle offsets, py::handle deleted, py::handle targets,
                int threads) {
                 check_threads(threads);
-                BatchData d = take_batch(m, ids, offsets, deleted, targets);
+                BatchData<T> d = take_batch(m, inputs, offsets, deleted, targets);
                 auto scores = empty<T>({d.n(), m.n_classes()});
                 auto tout = empty<std::int64_t>({d.n()});
                 auto drop = empty<T>({d.n_tokens()});
@@ -274,16 +331,18 @@ void register_model(py::module_& mod, const char* name) {
                 }
                 return py::make_tuple(scores, tout, drop);
             },
-            py::arg("ids"), py::arg("offsets"), py::arg("deleted") = py::none(),
+            py::arg("inputs"), py::arg("offsets"), py::arg("deleted") = py::none(),
             py::arg("targets") = py::none(), py::arg("threads") = 1);
 }
 
 }  // namespace
 
 PYBIND11_MODULE(_core, m) {
-    m.doc() = "textlrp's compiled engine: (bi)LSTM forward, LRP and gradients over batches";
+    m.doc() = "textlrp's compiled engine: recurrent (LSTM, GRU) forward, LRP and gradients over batches";
     register_model<double>(m, "ModelF64");
     register_model<float>(m, "ModelF32");
     m.attr("RULES") = py::make_tuple("signal-take-all", "prop", "half", "abs");
+    m.attr("CELLS") = py::make_tuple("lstm", "gru");
+    m.attr("POOLINGS") = py::make_tuple("last", "mean", "max", "attention");
     m.def("isa", &isa_name, "Instruction set the kernels use on this CPU (set TEXTLRP_ISA to force one).");
 }

@@ -57,24 +57,24 @@ const char* isa_name() {
 #endif
 
 template <class T>
-void forward(const Model<T>& m, const Batch& b, int threads, T* scores) {
+void forward(const Model<T>& m, const Batch<T>& b, int threads, T* scores) {
     TEXTLRP_DISPATCH(forward, m, b, threads, scores)
 }
 
 template <class T>
-void lrp(const Model<T>& m, const Batch& b, const std::int64_t* targets_in, const LrpParams& p,
+void lrp(const Model<T>& m, const Batch<T>& b, const std::int64_t* targets_in, const LrpParams& p,
          int threads, T* scores, std::int64_t* targets_out, T* relevance, T* emb, T* rest) {
     TEXTLRP_DISPATCH(lrp, m, b, targets_in, p, threads, scores, targets_out, relevance, emb, rest)
 }
 
 template <class T>
-void gradient(const Model<T>& m, const Batch& b, const std::int64_t* targets_in, int threads,
+void gradient(const Model<T>& m, const Batch<T>& b, const std::int64_t* targets_in, int threads,
               T* scores, std::int64_t* targets_out, T* grad, T* sa, T* gi) {
     TEXTLRP_DISPATCH(gradient, m, b, targets_in, threads, scores, targets_out, grad, sa, gi)
 }
 
 template <class T>
-void occlusion(const Model<T>& m, const Batch& b, const std::int64_t* targets_in, int threads,
+void occlusion(const Model<T>& m, const Batch<T>& b, const std::int64_t* targets_in, int threads,
                T* scores, std::int64_t* targets_out, T* drop) {
     TEXTLRP_DISPATCH(occlusion, m, b, targets_in, threads, scores, targets_out, drop)
 }

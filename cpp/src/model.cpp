@@ -1,4 +1,4 @@
-// Model checks and the batch validation shared by all kernels (compiled once).
+// Model checks, name parsing and the batch validation shared by all kernels (compiled once).
 #include <algorithm>
 #include <cmath>
 #include <stdexcept>
@@ -15,6 +15,21 @@ Rule parse_rule(const std::string& name) {
     if (name == "abs") return Rule::abs;
     throw std::invalid_argument("unknown rule '" + name +
                                 "'; expected one of: signal-take-all, prop, half, abs");
+}
+
+Cell parse_cell(const std::string& name) {
+    if (name == "lstm") return Cell::lstm;
+    if (name == "gru") return Cell::gru;
+    throw std::invalid_argument("unknown cell '" + name + "'; expected one of: lstm, gru");
+}
+
+Pooling parse_pooling(const std::string& name) {
+    if (name == "last") return Pooling::last;
+    if (name == "mean") return Pooling::mean;
+    if (name == "max") return Pooling::max;
+    if (name == "attention") return Pooling::attention;
+    throw std::invalid_argument("unknown pooling '" + name +
+                                "'; expected one of: last, mean, max, attention");
 }
 
 namespace {
@@ -37,38 +52,64 @@ std::vector<T> transpose(const std::vector<T>& a, int rows, int cols) {
 
 template <class T>
 void Model<T>::finalize() {
-    if (vocab_size <= 0 || embedding_dim <= 0)
-        throw std::invalid_argument("embedding must have at least one row and one column");
-    if (embedding.size() != std::size_t(vocab_size) * embedding_dim)
-        throw std::invalid_argument("embedding size does not match its shape");
-    check_finite(embedding, "embedding");
-    if (layers.empty()) throw std::invalid_argument("the model needs at least one LSTM layer");
+    if (input_size <= 0) throw std::invalid_argument("the input size must be positive");
+    if (vocab_size < 0) throw std::invalid_argument("negative vocabulary size");
+    if (!continuous()) {
+        if (embedding.size() != std::size_t(vocab_size) * input_size)
+            throw std::invalid_argument("embedding size does not match its shape");
+        check_finite(embedding, "embedding");
+    } else if (!embedding.empty()) {
+        throw std::invalid_argument("a continuous-input model has no embedding");
+    }
+    if (layers.empty()) throw std::invalid_argument("the model needs at least one recurrent layer");
     if (head.empty()) throw std::invalid_argument("the model needs at least one dense layer");
-    int in = embedding_dim;
+    int in = input_size;
     for (std::size_t l = 0; l < layers.size(); ++l) {
         auto& layer = layers[l];
+        const int G = layer.gates();
         if (layer.dirs.empty() || layer.dirs.size() > 2)
-            throw std::invalid_argument("LSTM layer " + std::to_string(l) +
+            throw std::invalid_argument("recurrent layer " + std::to_string(l) +
                                         " must have 1 or 2 directions");
         for (std::size_t k = 0; k < layer.dirs.size(); ++k) {
             auto& dir = layer.dirs[k];
-            const std::string name = "lstm layer " + std::to_string(l) + " direction " +
-                                     std::to_string(k);
+            const std::string name = std::string(layer.cell == Cell::lstm ? "lstm" : "gru") +
+                                     " layer " + std::to_string(l) + " direction " + std::to_string(k);
             if (dir.d <= 0) throw std::invalid_argument(name + ": hidden size must be positive");
             if (dir.in != in)
                 throw std::invalid_argument(name + ": W_ih has " + std::to_string(dir.in) +
                                             " columns, expected " + std::to_string(in));
-            if (dir.W_ih.size() != std::size_t(4) * dir.d * dir.in ||
-                dir.W_hh.size() != std::size_t(4) * dir.d * dir.d ||
-                dir.b.size() != std::size_t(4) * dir.d)
-                throw std::invalid_argument(name + ": inconsistent W_ih / W_hh / b sizes");
+            const std::size_t rows = std::size_t(G) * dir.d;
+            if (dir.W_ih.size() != rows * dir.in || dir.W_hh.size() != rows * dir.d ||
+                dir.b_ih.size() != rows || dir.b_hh.size() != rows)
+                throw std::invalid_argument(name + ": inconsistent W_ih / W_hh / b_ih / b_hh sizes");
             check_finite(dir.W_ih, name + " W_ih");
             check_finite(dir.W_hh, name + " W_hh");
-            check_finite(dir.b, name + " b");
-            dir.W_ih_t = transpose(dir.W_ih, 4 * dir.d, dir.in);
-            dir.W_hh_t = transpose(dir.W_hh, 4 * dir.d, dir.d);
+            check_finite(dir.b_ih, name + " b_ih");
+            check_finite(dir.b_hh, name + " b_hh");
+            dir.b = dir.b_ih;
+            if (layer.cell == Cell::lstm)
+                for (std::size_t r = 0; r < rows; ++r) dir.b[r] += dir.b_hh[r];
+            dir.W_ih_t = transpose(dir.W_ih, int(rows), dir.in);
+            dir.W_hh_t = transpose(dir.W_hh, int(rows), dir.d);
         }
+        if (layer.dirs.size() == 2 && layer.dirs[0].d != layer.dirs[1].d)
+            throw std::invalid_argument("recurrent layer " + std::to_string(l) +
+                                        ": both directions must have the same hidden size");
         in = layer.out();
+    }
+    if (pooling == Pooling::attention) {
+        auto& a = attention;
+        if (a.size <= 0) throw std::invalid_argument("attention: size must be positive");
+        if (a.features != in)
+            throw std::invalid_argument("attention: W has " + std::to_string(a.features) +
+                                        " columns, expected " + std::to_string(in));
+        if (a.W.size() != std::size_t(a.size) * a.features || a.b.size() != std::size_t(a.size) ||
+            a.v.size() != std::size_t(a.size))
+            throw std::invalid_argument("attention: inconsistent W / b / v sizes");
+        check_finite(a.W, "attention W");
+        check_finite(a.b, "attention b");
+        check_finite(a.v, "attention v");
+        a.W_t = transpose(a.W, a.size, a.features);
     }
     for (std::size_t k = 0; k < head.size(); ++k) {
         auto& dense = head[k];
@@ -87,7 +128,7 @@ void Model<T>::finalize() {
 }
 
 template <class T>
-void validate_batch(const Model<T>& model, const Batch& batch, std::int64_t n_tokens,
+void validate_batch(const Model<T>& model, const Batch<T>& batch, std::int64_t n_tokens,
                     const std::int64_t* targets_in) {
     if (batch.n < 0) throw std::invalid_argument("negative number of sequences");
     if (batch.offsets[0] != 0) throw std::invalid_argument("offsets must start at 0");
@@ -99,7 +140,20 @@ void validate_batch(const Model<T>& model, const Batch& batch, std::int64_t n_to
             throw std::invalid_argument("sequence " + std::to_string(k) +
                                         " is empty: there is nothing to explain");
     }
-    for (std::int64_t i = 0; i < n_tokens; ++i) {
+    if (model.continuous()) {
+        if (!batch.x && n_tokens > 0) throw std::invalid_argument("a continuous-input model needs input vectors");
+        for (std::int64_t i = 0; i < n_tokens * model.input_size; ++i)
+            if (!std::isfinite(batch.x[i])) {
+                const std::int64_t row = i / model.input_size;
+                auto it = std::upper_bound(batch.offsets, batch.offsets + batch.n + 1, row);
+                const std::int64_t k = (it - batch.offsets) - 1;
+                throw std::invalid_argument("input " + std::to_string(k) + " has NaN or inf at step " +
+                                            std::to_string(row - batch.offsets[k]));
+            }
+    } else if (!batch.ids && n_tokens > 0) {
+        throw std::invalid_argument("a token model needs token ids");
+    }
+    for (std::int64_t i = 0; i < (model.continuous() ? 0 : n_tokens); ++i) {
         const std::int64_t id = batch.ids[i];
         if (id < 0 || id >= model.vocab_size) {
             auto it = std::upper_bound(batch.offsets, batch.offsets + batch.n + 1, i);
@@ -123,7 +177,7 @@ void validate_batch(const Model<T>& model, const Batch& batch, std::int64_t n_to
 
 template struct Model<double>;
 template struct Model<float>;
-template void validate_batch<double>(const Model<double>&, const Batch&, std::int64_t, const std::int64_t*);
-template void validate_batch<float>(const Model<float>&, const Batch&, std::int64_t, const std::int64_t*);
+template void validate_batch<double>(const Model<double>&, const Batch<double>&, std::int64_t, const std::int64_t*);
+template void validate_batch<float>(const Model<float>&, const Batch<float>&, std::int64_t, const std::int64_t*);
 
 }  // namespace textlrp

@@ -16,7 +16,11 @@ class Explanation:
     that reaches the word (positive = evidence for ``target``); for "sa" the squared
     gradient norm; for "gi" gradient x input; for "occlusion" the drop of the target
     score when the word's embedding is zeroed; for "random" a seeded uniform draw.
-    ``rest`` (LRP only) is what reaches the initial LSTM states: with ``bias_factor=1``,
+    For a model on continuous inputs, ``tokens`` are the step indices as strings and
+    ``embedding_relevance`` is the relevance per step and input feature [T, input_size].
+    For a regression model (``regression``), ``target`` is 0, ``value`` the output and
+    ``probabilities`` None.
+    ``rest`` (LRP only) is what reaches the initial recurrent states: with ``bias_factor=1``,
     ``relevance.sum() + rest == scores[target]`` up to rounding.
     """
 
@@ -33,9 +37,18 @@ class Explanation:
     rest: float | None = None
     embedding_relevance: np.ndarray | None = None
     params: dict[str, Any] = field(default_factory=dict)
+    regression: bool = False
 
     @property
-    def probabilities(self) -> np.ndarray:
+    def value(self) -> float:
+        """A regression model's output (the explained quantity)."""
+        return float(self.scores[0])
+
+    @property
+    def probabilities(self) -> np.ndarray | None:
+        """Softmax of the scores; None for a regression model."""
+        if self.regression:
+            return None
         z = self.scores - self.scores.max()
         p = np.exp(z)
         return p / p.sum()
@@ -58,7 +71,9 @@ class Explanation:
             "tokens": list(self.tokens),
             "relevance": [float(r) for r in self.relevance],
             "scores": [float(s) for s in self.scores],
-            "probabilities": [float(p) for p in self.probabilities],
+            "probabilities": (None if self.probabilities is None
+                              else [float(p) for p in self.probabilities]),
+            "regression": self.regression,
             "class_names": [str(c) for c in self.class_names],
             "prediction": int(self.prediction),
             "prediction_name": self.prediction_name,

@@ -12,10 +12,11 @@ import numpy as np
 
 from . import _core
 from .explanation import Explanation, ExplanationError
+from .methods import METHODS, RULES, check_method, check_rule
+from .spec import CELLS, Attention, Dense, Direction, ModelSpec, Recurrent
 
-METHODS = ("lrp", "sa", "gi", "occlusion", "random")
-RULES = ("signal-take-all", "prop", "half", "abs")
-GATES = "ifgo"  # the engine's (and PyTorch's) gate row order
+if tuple(RULES) != tuple(_core.RULES) or tuple(CELLS) != tuple(_core.CELLS):
+    raise ImportError("textlrp's compiled core does not match its Python registries; reinstall")
 
 TokensLike = Union[str, Sequence[str], Sequence[int], np.ndarray]
 TargetLike = Union[None, int, str]
@@ -52,64 +53,78 @@ def _as_float_array(a: Any, name: str, dtype: np.dtype) -> np.ndarray:
     return arr
 
 
-def _gate_permutation(gate_order: str) -> list[int]:
-    order = str(gate_order).lower().replace("c", "g")  # Keras calls the cell candidate "c"
-    if sorted(order) != sorted(GATES):
-        raise ValueError(
-            f"gate_order must be a permutation of 'ifgo' (e.g. 'ifgo' for PyTorch, "
-            f"'igfo' for the Arras et al. reference code), got {gate_order!r}"
-        )
-    return [order.index(g) for g in GATES]
+def _gate_permutation(cell: str, gate_order: str | None) -> list[int]:
+    """Block order that turns ``gate_order`` into the engine's (CELLS[cell])."""
+    engine = CELLS[cell]
+    if gate_order is None:
+        return list(range(len(engine)))
+    order = str(gate_order).lower()
+    if cell == "lstm":
+        order = order.replace("c", "g")  # Keras calls the cell candidate "c"
+    else:
+        order = order.replace("h", "n")  # Keras calls the GRU candidate "h"
+    if sorted(order) != sorted(engine):
+        examples = ("'ifgo' for PyTorch, 'igfo' for the Arras et al. reference code, 'ifco' for Keras"
+                    if cell == "lstm" else "'rzn' for PyTorch, 'zrn' for Keras")
+        raise ValueError(f"gate_order for {cell} must be a permutation of {engine!r} ({examples}), "
+                         f"got {gate_order!r}")
+    return [order.index(g) for g in engine]
 
 
-def _reorder_gates(a: np.ndarray, perm: list[int]) -> np.ndarray:
-    if a.shape[0] % 4:
-        raise ValueError(f"gate arrays need 4 * hidden rows, got {a.shape[0]}")
-    blocks = np.split(a, 4, axis=0)
+def _reorder_gates(a: np.ndarray, perm: list[int], name: str) -> np.ndarray:
+    G = len(perm)
+    if a.ndim < 1 or a.shape[0] % G:
+        raise ValueError(f"{name}: gate arrays need {G} * hidden rows, got shape {a.shape}")
+    if perm == list(range(G)):
+        return a
+    blocks = np.split(a, G, axis=0)
     return np.concatenate([blocks[p] for p in perm], axis=0)
 
 
 class Model:
-    """An LSTM text classifier the engine can explain. Build one with
+    """A recurrent sequence model the engine can explain: token or continuous inputs, LSTM or
+    GRU layers, a pooling over the hidden states and a dense head; a classifier, or a
+    regression model (one output, no class names). Build one with
     :func:`textlrp.from_arrays`, :func:`textlrp.from_torch` or :func:`textlrp.load_model`."""
 
     def __init__(
         self,
-        embedding: np.ndarray,
-        lstm_layers: list[list[dict[str, np.ndarray]]],
-        head: list[dict[str, np.ndarray | None]],
+        spec: ModelSpec,
         *,
         vocab: Sequence[str] | None = None,
         class_names: Sequence[str] | None = None,
         unk_token: str | None = None,
         lowercase: bool = False,
-        dtype: Any = np.float64,
+        dtype: Any = None,
         metadata: dict[str, Any] | None = None,
+        card: str | None = None,
     ) -> None:
-        self.dtype = np.dtype(dtype)
-        if self.dtype not in (np.dtype(np.float64), np.dtype(np.float32)):
-            raise ValueError(f"dtype must be float64 or float32, got {self.dtype}")
-        self.embedding = _as_float_array(embedding, "embedding", self.dtype)
-        if self.embedding.ndim != 2:
-            raise ValueError(f"embedding must be 2-D [vocab, dim], got shape {self.embedding.shape}")
-        self.lstm_layers = self._take_layers(lstm_layers)
-        self.head = self._take_head(head)
+        if not isinstance(spec, ModelSpec):
+            raise TypeError(f"Model takes a textlrp.spec.ModelSpec, got {type(spec).__name__}; "
+                            "use textlrp.from_arrays to build one from plain arrays")
+        self.spec = spec.checked(dtype)
+        self.dtype = self.spec.dtype
         core_cls = _core.ModelF64 if self.dtype == np.float64 else _core.ModelF32
+        sp = self.spec
         self._core = core_cls(
-            self.embedding,
-            [[(d["W_ih"], d["W_hh"], d["b"]) for d in layer] for layer in self.lstm_layers],
-            [(h["W"], h["b"]) for h in self.head],
+            sp.embedding, sp.input_size,
+            [(r.cell, [(d.W_ih, d.W_hh, d.b_ih, d.b_hh) for d in r.directions]) for r in sp.layers],
+            sp.pooling,
+            None if sp.attention is None else (sp.attention.W, sp.attention.b, sp.attention.v),
+            [(h.W, h.b) for h in sp.head],
         )
         self.n_classes: int = self._core.n_classes
         self.vocab_size: int = self._core.vocab_size
-        self.embedding_dim: int = self._core.embedding_dim
-
+        self.input_size: int = self._core.input_size
+        self.continuous: bool = sp.embedding is None
+        # One output and no class names: a regression model, explained on its output value.
+        self.regression: bool = class_names is None and self.n_classes == 1
         if class_names is None:
-            class_names = [str(c) for c in range(self.n_classes)]
+            class_names = ["value"] if self.regression else [str(c) for c in range(self.n_classes)]
         self.class_names = [str(c) for c in class_names]
         if len(self.class_names) != self.n_classes:
             raise ValueError(
-                f"{len(self.class_names)} class names for a model with {self.n_classes} classes"
+                f"{len(self.class_names)} class names for a model with {self.n_classes} outputs"
             )
         if len(set(self.class_names)) != len(self.class_names):
             raise ValueError(f"class names must be unique, got {self.class_names}")
@@ -117,6 +132,8 @@ class Model:
         self.vocab: list[str] | None = None
         self._index: dict[str, int] = {}
         if vocab is not None:
+            if self.continuous:
+                raise ValueError("a model without embedding (continuous inputs) takes no vocabulary")
             self.vocab = [str(w) for w in vocab]
             if len(self.vocab) != self.vocab_size:
                 raise ValueError(
@@ -131,74 +148,57 @@ class Model:
         self.unk_token = unk_token
         self.lowercase = bool(lowercase)
         self.metadata: dict[str, Any] = dict(metadata or {})
-
-    def _take_layers(self, layers: Any) -> list[list[dict[str, np.ndarray]]]:
-        if not isinstance(layers, (list, tuple)) or not layers:
-            raise ValueError("lstm_layers must be a non-empty list of layers")
-        out = []
-        for l, layer in enumerate(layers):
-            if isinstance(layer, dict):
-                layer = [layer]  # a unidirectional layer given without its list
-            if not isinstance(layer, (list, tuple)) or len(layer) not in (1, 2):
-                raise ValueError(f"lstm layer {l} must be a list of 1 or 2 directions")
-            dirs = []
-            for k, direction in enumerate(layer):
-                name = f"lstm layer {l} direction {k}"
-                if not isinstance(direction, dict):
-                    raise TypeError(f"{name} must be a dict with W_ih, W_hh, b")
-                missing = {"W_ih", "W_hh", "b"} - set(direction)
-                if missing:
-                    raise ValueError(f"{name} lacks {', '.join(sorted(missing))}")
-                dirs.append(
-                    {key: _as_float_array(direction[key], f"{name} {key}", self.dtype)
-                     for key in ("W_ih", "W_hh", "b")}
-                )
-            out.append(dirs)
-        return out
-
-    def _take_head(self, head: Any) -> list[dict[str, Any]]:
-        if isinstance(head, dict):
-            head = [head]
-        if not isinstance(head, (list, tuple)) or not head:
-            raise ValueError("head must be a non-empty list of dict(W=..., b=... or None)")
-        out: list[dict[str, Any]] = []
-        for k, dense in enumerate(head):
-            if not isinstance(dense, dict) or "W" not in dense:
-                raise ValueError(f"head layer {k} must be a dict with W and optionally b")
-            b = dense.get("b")
-            out.append({
-                "W": _as_float_array(dense["W"], f"head layer {k} W", self.dtype),
-                "b": None if b is None else _as_float_array(b, f"head layer {k} b", self.dtype),
-            })
-        return out
+        self.card: str | None = None if card is None else str(card)
 
     # ----------------------------------------------------------------- description
     @property
+    def cells(self) -> set[str]:
+        return {r.cell for r in self.spec.layers}
+
+    @property
+    def embedding(self) -> np.ndarray | None:
+        return self.spec.embedding
+
+    @property
+    def embedding_dim(self) -> int:
+        """Width of x_t: the embedding's, or a continuous input's (same as ``input_size``)."""
+        return self.input_size
+
+    @property
+    def lstm_layers(self) -> list[list[dict[str, np.ndarray]]]:
+        """The layers as dicts of arrays (LSTM: W_ih, W_hh, b = b_ih + b_hh; GRU: W_ih, W_hh,
+        b_ih, b_hh), gate rows in the engine's order."""
+        out = []
+        for r in self.spec.layers:
+            if r.cell == "lstm":
+                out.append([{"W_ih": d.W_ih, "W_hh": d.W_hh, "b": d.b_ih + d.b_hh}
+                            for d in r.directions])
+            else:
+                out.append([{"W_ih": d.W_ih, "W_hh": d.W_hh, "b_ih": d.b_ih, "b_hh": d.b_hh}
+                            for d in r.directions])
+        return out
+
+    @property
+    def head(self) -> list[dict[str, np.ndarray | None]]:
+        return [{"W": h.W, "b": h.b} for h in self.spec.head]
+
+    @property
     def architecture(self) -> dict[str, Any]:
-        return {
-            "vocab_size": self.vocab_size,
-            "embedding_dim": self.embedding_dim,
-            "lstm": [
-                {"directions": len(layer), "hidden": int(layer[0]["W_hh"].shape[1])}
-                for layer in self.lstm_layers
-            ],
-            "head": [
-                {"in": int(h["W"].shape[1]), "out": int(h["W"].shape[0]), "bias": h["b"] is not None}
-                for h in self.head
-            ],
-            "n_classes": self.n_classes,
-        }
+        arch = self.spec.describe()
+        arch["embedding_dim"] = self.input_size
+        arch["n_classes"] = self.n_classes
+        arch["regression"] = self.regression
+        return arch
 
     def __repr__(self) -> str:
-        lstm = ", ".join(
-            f"{'bi' if a['directions'] == 2 else ''}LSTM({a['hidden']})" for a in self.architecture["lstm"]
-        )
-        heads = " -> ".join(f"Linear({h['out']}{'' if h['bias'] else ', no bias'})"
-                            for h in self.architecture["head"])
-        return (
-            f"<textlrp.Model vocab={self.vocab_size} emb={self.embedding_dim} {lstm} -> {heads} "
-            f"classes={self.class_names} {self.dtype.name}>"
-        )
+        a = self.spec.describe()
+        inp = (f"vocab={self.vocab_size} emb={self.input_size}" if not self.continuous
+               else f"continuous({self.input_size})")
+        rnn = ", ".join(f"{'bi' if r['directions'] == 2 else ''}{r['cell'].upper()}({r['hidden']})"
+                        for r in a["layers"])
+        heads = " -> ".join(f"Linear({h['out']}{'' if h['bias'] else ', no bias'})" for h in a["head"])
+        out = "regression" if self.regression else f"classes={self.class_names}"
+        return (f"<textlrp.Model {inp} {rnn} -> {a['pooling']} -> {heads} {out} {self.dtype.name}>")
 
     # ----------------------------------------------------------------- encoding
     def class_index(self, c: int | str) -> int:
@@ -224,7 +224,15 @@ class Model:
         return tokenize(text, lowercase=self.lowercase)
 
     def encode(self, x: TokensLike) -> tuple[list[str], np.ndarray, np.ndarray]:
-        """Tokens, ids and out-of-vocabulary flags of one input (text, tokens or ids)."""
+        """Tokens, ids and out-of-vocabulary flags of one input (text, tokens or ids).
+
+        For a continuous-input model: (step labels "0".."T-1", the input as a float array
+        [T, input_size] of the model's dtype, no-OOV flags)."""
+        if self.continuous:
+            return self._encode_continuous(x)
+        if isinstance(x, np.ndarray) and x.dtype.kind == "f":
+            raise TypeError("this model reads tokens: pass a text, a list of tokens or integer ids, "
+                            f"not a float array (shape {x.shape})")
         if isinstance(x, str):
             if self.vocab is None:
                 raise ValueError("this model has no vocabulary: pass token ids")
@@ -268,6 +276,30 @@ class Model:
             ids[t] = i
         return tokens, ids, oov
 
+    def _encode_continuous(self, x: Any) -> tuple[list[str], np.ndarray, np.ndarray]:
+        if isinstance(x, str):
+            raise TypeError("this model reads continuous inputs: pass a float array "
+                            f"[steps, {self.input_size}], not a text")
+        try:
+            arr = np.asarray(x)
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"an input must be a float array [steps, {self.input_size}]: {exc}") from None
+        if arr.dtype.kind not in "fiu" or arr.dtype == bool:
+            raise TypeError(f"an input must be a float array [steps, {self.input_size}], "
+                            f"got dtype {arr.dtype}")
+        if arr.ndim == 1 and arr.dtype.kind in "iu":
+            raise TypeError("this model reads continuous inputs, not token ids: pass a float array "
+                            f"[steps, {self.input_size}]")
+        if arr.ndim != 2 or arr.shape[1] != self.input_size:
+            raise ValueError(f"an input must have shape (steps, {self.input_size}), got {arr.shape}")
+        if arr.shape[0] == 0:
+            raise ValueError("empty input: there is nothing to explain")
+        arr = np.ascontiguousarray(arr, dtype=self.dtype)
+        if not np.all(np.isfinite(arr)):
+            t = int(np.argmax(~np.isfinite(arr).all(axis=1)))
+            raise ValueError(f"the input has NaN or inf at step {t}")
+        return [str(t) for t in range(arr.shape[0])], arr, np.zeros(arr.shape[0], dtype=bool)
+
     def _from_ids(self, ids: np.ndarray) -> tuple[list[str], np.ndarray, np.ndarray]:
         ids = np.ascontiguousarray(ids, dtype=np.int64)
         if ids.size == 0:
@@ -284,6 +316,8 @@ class Model:
 
     def _ids(self, x: TokensLike) -> np.ndarray:
         """The ids of one input; token ids skip building token strings (predict's fast path)."""
+        if self.continuous:
+            return self._encode_continuous(x)[1]
         if isinstance(x, np.ndarray) or (isinstance(x, (list, tuple)) and x
                                          and not isinstance(x[0], str)):
             arr = np.asarray(x)
@@ -297,7 +331,10 @@ class Model:
         lengths = np.fromiter((len(q) for q in seqs), dtype=np.int64, count=len(seqs))
         offsets = np.zeros(len(seqs) + 1, dtype=np.int64)
         np.cumsum(lengths, out=offsets[1:])
-        ids = np.concatenate(seqs) if seqs else np.zeros(0, np.int64)
+        if self.continuous:
+            ids = (np.concatenate(seqs) if seqs else np.zeros((0, self.input_size), self.dtype))
+        else:
+            ids = np.concatenate(seqs) if seqs else np.zeros(0, np.int64)
         mask = None
         if deleted is not None:
             if len(deleted) != len(seqs):
@@ -365,10 +402,8 @@ class Model:
     def _explain_encoded(self, inputs: Sequence[Any], encoded: list, *, method: str, target: Any,
                          eps: float, bias_factor: float, rule: str, seed: int, deleted: Any,
                          threads: int | None, keep_embedding: bool = True) -> list[Explanation]:
-        if method not in METHODS:
-            raise ValueError(f"unknown method {method!r}; expected one of {', '.join(METHODS)}")
-        if rule not in RULES:
-            raise ValueError(f"unknown rule {rule!r}; expected one of {', '.join(RULES)}")
+        check_method(method)
+        check_rule(rule, self.cells if method == "lrp" else None)
         threads = _check_threads(threads)
         if not encoded:
             return []
@@ -393,7 +428,7 @@ class Model:
         else:
             scores = core.forward(ids, offsets, mask, threads)
             used = np.where(targets >= 0, targets, np.argmax(scores, axis=1))
-            rel = _random_relevance(ids, offsets, int(seed)).astype(self.dtype)
+            rel = _random_relevance(_row_keys(ids), offsets, int(seed)).astype(self.dtype)
             params = {"seed": int(seed)}
         if not np.all(np.isfinite(rel)) or (rest is not None and not np.all(np.isfinite(rest))):
             # The epsilon rule divides by pre-activations at every step; over very long inputs
@@ -402,14 +437,15 @@ class Model:
                           for i in np.flatnonzero(~np.isfinite(rel))[:5]})
             warnings.warn(f"{method} relevance overflowed to inf/NaN for input(s) {bad or 'rest'}; "
                           f"try a larger eps or a shorter input", RuntimeWarning, stacklevel=3)
-        predictions = np.argmax(scores, axis=1)
+        predictions = np.argmax(scores, axis=1)  # regression: 0, the one output
         out = []
         for k, (tokens, tok_ids, oov) in enumerate(encoded):
             a, b = offsets[k], offsets[k + 1]
             out.append(Explanation(
-                tokens=tokens, ids=tok_ids, relevance=rel[a:b], scores=scores[k],
+                tokens=tokens, ids=np.arange(b - a) if self.continuous else tok_ids, relevance=rel[a:b], scores=scores[k],
                 class_names=self.class_names, prediction=int(predictions[k]), target=int(used[k]),
                 method=method, oov=oov, text=inputs[k] if isinstance(inputs[k], str) else None,
+                regression=self.regression,
                 rest=None if rest is None else float(rest[k]),
                 embedding_relevance=None if emb is None else emb[a:b], params=params,
             ))
@@ -477,8 +513,10 @@ class Model:
         params.update(kwargs)
         return params
 
-    @staticmethod
-    def _as_inputs(inputs: Any) -> list[Any]:
+    def _as_inputs(self, inputs: Any) -> list[Any]:
+        if self.continuous and isinstance(inputs, np.ndarray) and inputs.ndim == 2:
+            raise TypeError(f"pass a list of inputs, each a float array [steps, {self.input_size}] "
+                            "(or one array [N, steps, features]); wrap a single input in a list")
         if isinstance(inputs, str):
             return [inputs]
         if isinstance(inputs, np.ndarray) and inputs.ndim == 1 and inputs.dtype.kind in "iu":
@@ -493,6 +531,16 @@ class Model:
         from .io import save_model
 
         save_model(self, path)
+
+
+def _row_keys(inputs: np.ndarray) -> np.ndarray:
+    """One uint64 per input row: the token id, or a hash of a continuous input vector's bits."""
+    if inputs.ndim == 1:
+        return inputs
+    bits = np.ascontiguousarray(inputs, dtype=np.float64).view(np.uint64)
+    with np.errstate(over="ignore"):
+        weights = _mix(np.arange(1, bits.shape[1] + 1, dtype=np.uint64))
+        return _mix((bits * weights).sum(axis=1, dtype=np.uint64))
 
 
 def _mix(x: np.ndarray) -> np.ndarray:
@@ -539,38 +587,103 @@ def _fill(job: Future[list[Explanation]], slots: list[Any]) -> Iterator[Any]:
 
 def from_arrays(
     embedding: Any,
-    lstm_layers: Any,
+    layers: Any,
     head: Any,
     *,
+    cell: str | Sequence[str] = "lstm",
+    pooling: str = "last",
+    attention: Any = None,
+    input_size: int | None = None,
     vocab: Sequence[str] | None = None,
     class_names: Sequence[str] | None = None,
-    gate_order: str = "ifgo",
+    gate_order: str | None = None,
     unk_token: str | None = None,
     lowercase: bool = False,
     dtype: Any = None,
     metadata: dict[str, Any] | None = None,
+    card: str | None = None,
 ) -> Model:
     """Build a Model from plain arrays.
 
-    ``lstm_layers``: a list of layers; a layer is a list of 1 (forward) or 2 (forward,
-    backward) directions; a direction is ``dict(W_ih=[4d, in], W_hh=[4d, d], b=[4d])`` with
-    gate row blocks in ``gate_order`` ("ifgo" = PyTorch, "igfo" = Arras et al.'s code).
+    ``embedding``: [V, e] for token inputs, or None for continuous inputs (``input_size``
+    then defaults to the first layer's W_ih width).
+    ``layers``: a list of recurrent layers; a layer is a list of 1 (forward) or 2 (forward,
+    backward) directions; a direction is ``dict(W_ih=[G*d, in], W_hh=[G*d, d], b_ih=[G*d],
+    b_hh=[G*d])`` — an LSTM direction may give ``b`` (= b_ih + b_hh) instead; a GRU needs both
+    biases apart. ``cell``: "lstm" or "gru", or one per layer. Gate row blocks in
+    ``gate_order`` (default PyTorch's: LSTM "ifgo", GRU "rzn"; "igfo" is the Arras et al. code,
+    Keras LSTM "ifco", Keras GRU "zrn").
+    ``pooling``: "last" (final states), "mean", "max" or "attention" with
+    ``attention=dict(W=[A, F], b=[A], v=[A])``.
     ``head``: a list of ``dict(W=[out, in], b=[out] or None)``, ReLU between layers.
-    ``dtype``: float64 or float32; default float32 if the embedding is float32, else float64.
+    ``class_names``: None with one output makes a regression model.
+    ``dtype``: float64 or float32; default float32 if the weights are float32, else float64.
     """
+    if not isinstance(layers, (list, tuple)) or not layers:
+        raise ValueError("layers must be a non-empty list of recurrent layers")
+    cells = [cell] * len(layers) if isinstance(cell, str) else list(cell)
+    if len(cells) != len(layers):
+        raise ValueError(f"{len(cells)} cells for {len(layers)} layers")
+    rec = []
+    for l, (layer, c) in enumerate(zip(layers, cells)):
+        if c not in CELLS:
+            raise ValueError(f"unknown cell {c!r}; expected one of {', '.join(CELLS)}")
+        perm = _gate_permutation(c, gate_order)
+        if isinstance(layer, dict):
+            layer = [layer]  # a unidirectional layer given without its list
+        if not isinstance(layer, (list, tuple)) or len(layer) not in (1, 2):
+            raise ValueError(f"{c} layer {l} must be a list of 1 or 2 directions")
+        dirs = []
+        for k, direction in enumerate(layer):
+            name = f"{c} layer {l} direction {k}"
+            if not isinstance(direction, dict):
+                raise TypeError(f"{name} must be a dict with W_ih, W_hh and b_ih, b_hh (or b)")
+            missing = {"W_ih", "W_hh"} - set(direction)
+            if missing:
+                raise ValueError(f"{name} lacks {', '.join(sorted(missing))}")
+            W_ih = np.asarray(direction["W_ih"])
+            W_hh = np.asarray(direction["W_hh"])
+            if "b_ih" in direction or "b_hh" in direction:
+                if "b" in direction or not {"b_ih", "b_hh"} <= set(direction):
+                    raise ValueError(f"{name}: give b_ih and b_hh, or (LSTM) b alone")
+                b_ih, b_hh = np.asarray(direction["b_ih"]), np.asarray(direction["b_hh"])
+            elif "b" in direction:
+                if c != "lstm":
+                    raise ValueError(f"{name}: a GRU needs b_ih and b_hh apart (b_hn sits inside "
+                                     "the reset product)")
+                b_ih = np.asarray(direction["b"])
+                b_hh = np.zeros_like(b_ih)
+            else:
+                raise ValueError(f"{name} lacks its biases (b_ih and b_hh, or b)")
+            dirs.append(Direction(*(_reorder_gates(a, perm, f"{name} {key}") for a, key in
+                                    ((W_ih, "W_ih"), (W_hh, "W_hh"), (b_ih, "b_ih"), (b_hh, "b_hh")))))
+        rec.append(Recurrent(c, tuple(dirs)))
+    if isinstance(head, dict):
+        head = [head]
+    if not isinstance(head, (list, tuple)) or not head:
+        raise ValueError("head must be a non-empty list of dict(W=..., b=... or None)")
+    dense = []
+    for k, h in enumerate(head):
+        if not isinstance(h, dict) or "W" not in h:
+            raise ValueError(f"head layer {k} must be a dict with W and optionally b")
+        dense.append(Dense(h["W"], h.get("b")))
+    att = None
+    if attention is not None:
+        if isinstance(attention, dict):
+            missing = {"W", "b", "v"} - set(attention)
+            if missing:
+                raise ValueError(f"attention lacks {', '.join(sorted(missing))}")
+            att = Attention(attention["W"], attention["b"], attention["v"])
+        elif isinstance(attention, Attention):
+            att = attention
+        else:
+            raise TypeError("attention must be dict(W=[A, F], b=[A], v=[A])")
+    if embedding is None and input_size is None:
+        input_size = int(np.shape(rec[0].directions[0].W_ih)[1])
     if dtype is None:
-        dtype = np.float32 if np.asarray(embedding).dtype == np.float32 else np.float64
-    perm = _gate_permutation(gate_order)
-    if perm != [0, 1, 2, 3]:
-        if not isinstance(lstm_layers, (list, tuple)):
-            raise ValueError("lstm_layers must be a list of layers")
-        lstm_layers = [
-            [
-                {**d, **{k: _reorder_gates(np.asarray(d[k]), perm) for k in ("W_ih", "W_hh", "b") if k in d}}
-                if isinstance(d, dict) else d
-                for d in (layer if isinstance(layer, (list, tuple)) else [layer])
-            ]
-            for layer in lstm_layers
-        ]
-    return Model(embedding, lstm_layers, head, vocab=vocab, class_names=class_names,
-                 unk_token=unk_token, lowercase=lowercase, dtype=dtype, metadata=metadata)
+        probe = embedding if embedding is not None else rec[0].directions[0].W_ih
+        dtype = np.float32 if np.asarray(probe).dtype == np.float32 else np.float64
+    spec = ModelSpec(embedding=embedding, layers=tuple(rec), head=tuple(dense), pooling=pooling,
+                     attention=att, input_size=int(input_size or 0))
+    return Model(spec, vocab=vocab, class_names=class_names, unk_token=unk_token,
+                 lowercase=lowercase, dtype=dtype, metadata=metadata, card=card)

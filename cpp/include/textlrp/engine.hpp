@@ -21,30 +21,30 @@ struct LrpParams {
 
 // Throws std::invalid_argument / std::out_of_range describing the first problem found.
 template <class T>
-void validate_batch(const Model<T>& model, const Batch& batch, std::int64_t n_tokens,
+void validate_batch(const Model<T>& model, const Batch<T>& batch, std::int64_t n_tokens,
                     const std::int64_t* targets_in);
 
 // Name of the instruction set the kernels run with on this CPU (generic, avx2, avx512).
 const char* isa_name();
 
 template <class T>
-void forward(const Model<T>& model, const Batch& batch, int threads, T* scores);
+void forward(const Model<T>& model, const Batch<T>& batch, int threads, T* scores);
 
-// relevance [n_tokens]; embedding_relevance [n_tokens, e] (may be null); rest [n]:
-// what reaches the initial states h_0, c_0 of all directions of all layers.
+// relevance [n_tokens]; input_relevance [n_tokens, input_size] (may be null); rest [n]:
+// what reaches the initial states of all directions of all layers.
 template <class T>
-void lrp(const Model<T>& model, const Batch& batch, const std::int64_t* targets_in,
+void lrp(const Model<T>& model, const Batch<T>& batch, const std::int64_t* targets_in,
          const LrpParams& params, int threads, T* scores, std::int64_t* targets_out,
-         T* relevance, T* embedding_relevance, T* rest);
+         T* relevance, T* input_relevance, T* rest);
 
 // grad [n_tokens, e] = d s_target / d x_t (may be null); sa = ||grad_t||^2; gi = grad_t . x_t.
 template <class T>
-void gradient(const Model<T>& model, const Batch& batch, const std::int64_t* targets_in,
+void gradient(const Model<T>& model, const Batch<T>& batch, const std::int64_t* targets_in,
               int threads, T* scores, std::int64_t* targets_out, T* grad, T* sa, T* gi);
 
 // drop [n_tokens] = s_target(x) - s_target(x with x_t zeroed); 0 at deleted positions.
 template <class T>
-void occlusion(const Model<T>& model, const Batch& batch, const std::int64_t* targets_in,
+void occlusion(const Model<T>& model, const Batch<T>& batch, const std::int64_t* targets_in,
                int threads, T* scores, std::int64_t* targets_out, T* drop);
 
 }  // namespace textlrp

@@ -7,26 +7,26 @@
 #define TEXTLRP_DECLARE_KERNELS(ns)                                                              \
     namespace textlrp::ns {                                                                      \
     template <class T>                                                                           \
-    void forward(const Model<T>&, const Batch&, int, T*);                                        \
+    void forward(const Model<T>&, const Batch<T>&, int, T*);                                        \
     template <class T>                                                                           \
-    void lrp(const Model<T>&, const Batch&, const std::int64_t*, const LrpParams&, int, T*,      \
+    void lrp(const Model<T>&, const Batch<T>&, const std::int64_t*, const LrpParams&, int, T*,      \
              std::int64_t*, T*, T*, T*);                                                         \
     template <class T>                                                                           \
-    void gradient(const Model<T>&, const Batch&, const std::int64_t*, int, T*, std::int64_t*,    \
+    void gradient(const Model<T>&, const Batch<T>&, const std::int64_t*, int, T*, std::int64_t*,    \
                   T*, T*, T*);                                                                   \
     template <class T>                                                                           \
-    void occlusion(const Model<T>&, const Batch&, const std::int64_t*, int, T*, std::int64_t*,   \
+    void occlusion(const Model<T>&, const Batch<T>&, const std::int64_t*, int, T*, std::int64_t*,   \
                    T*);                                                                          \
     }
 
 // Explicit instantiations of the four kernels for one scalar type, in the current namespace.
 #define TEXTLRP_INSTANTIATE_KERNELS(T)                                                           \
-    template void forward<T>(const Model<T>&, const Batch&, int, T*);                            \
-    template void lrp<T>(const Model<T>&, const Batch&, const std::int64_t*, const LrpParams&,   \
+    template void forward<T>(const Model<T>&, const Batch<T>&, int, T*);                            \
+    template void lrp<T>(const Model<T>&, const Batch<T>&, const std::int64_t*, const LrpParams&,   \
                          int, T*, std::int64_t*, T*, T*, T*);                                    \
-    template void gradient<T>(const Model<T>&, const Batch&, const std::int64_t*, int, T*,       \
+    template void gradient<T>(const Model<T>&, const Batch<T>&, const std::int64_t*, int, T*,       \
                               std::int64_t*, T*, T*, T*);                                        \
-    template void occlusion<T>(const Model<T>&, const Batch&, const std::int64_t*, int, T*,      \
+    template void occlusion<T>(const Model<T>&, const Batch<T>&, const std::int64_t*, int, T*,      \
                                std::int64_t*, T*);
 
 TEXTLRP_DECLARE_KERNELS(generic)

@@ -1,0 +1,571 @@
+// The passes: forward, LRP, gradient and occlusion over groups of sequences. The time loops
+// are written once here; what happens inside one step is the cell's (cells/lstm.hpp,
+// cells/gru.hpp), how a product's relevance is split is the rule's (rules.hpp), and what
+// the head reads is the pooling's (pooling.hpp). docs/algorithm.md is the algorithm of
+// record; tests/reference.py is a plain-numpy twin that these passes must match to 1e-10
+// in float64.
+//
+// This file is compiled once per instruction set (TEXTLRP_ISA = generic, avx2, avx512),
+// each copy in its own namespace; dispatch.cpp picks one at run time, so the installed
+// module runs on any CPU of its architecture and uses the widest vectors it has.
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+
+#include "cells/gru.hpp"
+#include "cells/lstm.hpp"
+#include "detail/gemm.hpp"
+#include "detail/mathfn.hpp"
+#include "detail/parallel.hpp"
+#include "detail/state.hpp"
+#include "pooling.hpp"
+#include "rules.hpp"
+#include "textlrp/kernels.hpp"
+
+namespace textlrp {
+namespace TEXTLRP_ISA {
+
+namespace {
+
+// Calls fn(CellPolicy{}) for the cell of a layer.
+template <class T, class F>
+void with_cell(Cell cell, F&& fn) {
+    if (cell == Cell::gru) return fn(Gru<T>{});
+    return fn(Lstm<T>{});
+}
+
+// Runs groups of sequences of similar length in lock step, so that each step's recurrent
+// matrix product serves up to eight sequences per pass over the weights. The arithmetic
+// done for one sequence does not depend on which others share its group.
+template <class T>
+class Group {
+public:
+    static constexpr int capacity = 8;
+    using SeqPtr = Seq<T>*;
+
+    explicit Group(const Model<T>& m) : m_(m), seqs_(capacity) {
+        int widest = 0;
+        for (const auto& layer : m.layers)
+            for (const auto& dir : layer.dirs) widest = std::max(widest, dir.d);
+        const std::size_t work = std::max(5 * widest, 2 * m.n_features());
+        for (auto& q : seqs_) {
+            q.base.resize(m.layers.size());
+            q.alt.resize(m.layers.size());
+            for (std::size_t l = 0; l < m.layers.size(); ++l) {
+                q.base[l].dirs.resize(m.layers[l].dirs.size());
+                q.alt[l].dirs.resize(m.layers[l].dirs.size());
+            }
+            q.head_in.resize(m.head.size());
+            q.head_y.resize(m.head.size());
+            for (std::size_t k = 0; k < m.head.size(); ++k) {
+                q.head_in[k].resize(m.head[k].in);
+                q.head_y[k].resize(m.head[k].out);
+            }
+            q.zeros.assign(widest, T(0));
+            q.work.resize(work);
+            q.tmp.resize(widest);
+            q.carry_h.resize(widest);
+            q.carry_c.resize(widest);
+        }
+    }
+
+    Seq<T>& seq(int b) { return seqs_[b]; }
+
+    // The first-layer input of sequence k: embedding rows or input vectors, zeros at deleted
+    // positions.
+    void load(Seq<T>& q, const Batch<T>& batch, std::int64_t k) const {
+        const std::int64_t start = batch.offsets[k];
+        const int len = int(batch.offsets[k + 1] - start);
+        const int e = m_.input_size;
+        q.len = len;
+        grow(q.x0, std::size_t(len) * e);
+        for (int t = 0; t < len; ++t) {
+            T* row = q.x0.data() + std::size_t(t) * e;
+            if (batch.deleted && batch.deleted[start + t])
+                std::fill(row, row + e, T(0));
+            else if (m_.continuous())
+                std::memcpy(row, batch.x + std::size_t(start + t) * e, sizeof(T) * e);
+            else
+                std::memcpy(row, m_.embedding.data() + std::size_t(batch.ids[start + t]) * e, sizeof(T) * e);
+        }
+    }
+
+    // All layers and the head; g sorted by decreasing length.
+    void forward(Seq<T>* const* g, int G, bool keep_input_projection) {
+        keep_zx_ = keep_input_projection;
+        run_layers(g, G, States::base, 0);
+        for (int b = 0; b < G; ++b) head_forward(*g[b], States::base);
+    }
+
+    std::int64_t pick_target(const Seq<T>& q, std::int64_t requested) const {
+        if (requested >= 0) return requested;
+        const T* s = q.scores();
+        return std::max_element(s, s + m_.n_classes()) - s;  // first maximum on ties
+    }
+
+    void lrp(Seq<T>* const* g, int G, const std::int64_t* targets, const LrpParams& p);
+    void gradient(Seq<T>* const* g, int G, const std::int64_t* targets);
+    void occlusion(Seq<T>& q, std::int64_t target, const std::uint8_t* deleted, T* drop);
+
+private:
+    const Model<T>& m_;
+    std::vector<Seq<T>> seqs_;
+    const T* xs_[capacity];
+    T* ys_[capacity];
+    bool keep_zx_ = false;  // keep the first layer's input projection apart (occlusion reuses it)
+
+    static const T* layer_input(Seq<T>& q, States which, std::size_t l) {
+        return l == 0 ? q.x0.data() : q.states(which)[l - 1].y.data();
+    }
+
+    static int position(int s, int len, std::size_t dir) { return dir == 0 ? s : len - 1 - s; }
+
+    // Number of sequences of g (sorted by decreasing length) still running at step s.
+    static int active(Seq<T>* const* g, int G, int s) {
+        int n = 0;
+        while (n < G && g[n]->len > s) ++n;
+        return n;
+    }
+
+    bool keep_zx(States which, std::size_t l) const { return keep_zx_ && which == States::base && l == 0; }
+
+    // Input projection of all steps at once: one matrix product over the sequence, read
+    // backwards for the backward direction.
+    static void project(const Direction<T>& D, int G, const T* x, int len, std::size_t dir, T* zx) {
+        const int n = G * D.d, in = D.in;
+        for (int s = 0; s < len; ++s) std::memcpy(zx + std::size_t(s) * n, D.b.data(), sizeof(T) * n);
+        const T* first = x + std::size_t(position(0, len, dir)) * in;
+        const std::ptrdiff_t ldx = dir == 0 ? in : -std::ptrdiff_t(in);
+        gemm_acc(len, in, n, first, ldx, D.W_ih_t.data(), n, zx, n);
+    }
+
+    // Runs layers [from, L) of the chosen states of every sequence of g.
+    void run_layers(Seq<T>* const* g, int G, States which, std::size_t from) {
+        for (std::size_t l = from; l < m_.layers.size(); ++l) {
+            with_cell<T>(m_.layers[l].cell, [&](auto cell) {
+                using C = decltype(cell);
+                const auto& layer = m_.layers[l];
+                const bool keep = keep_zx(which, l);
+                for (int b = 0; b < G; ++b) {
+                    Seq<T>& q = *g[b];
+                    auto& ls = q.states(which)[l];
+                    grow(ls.y, std::size_t(q.len) * layer.out());
+                    for (std::size_t k = 0; k < layer.dirs.size(); ++k) {
+                        const auto& D = layer.dirs[k];
+                        auto& ds = ls.dirs[k];
+                        C::reserve(ds, q.len, D.d, keep);
+                        project(D, C::G, layer_input(q, which, l), q.len, k, C::projection(ds, keep));
+                    }
+                }
+                int off = 0;
+                for (std::size_t k = 0; k < layer.dirs.size(); ++k) {
+                    run_direction<C>(g, G, which, l, k, off, keep);
+                    off += layer.dirs[k].d;
+                }
+            });
+        }
+    }
+
+    template <class C>
+    void run_direction(Seq<T>* const* g, int G, States which, std::size_t l, std::size_t k, int off,
+                       bool keep) {
+        const auto& layer = m_.layers[l];
+        const auto& D = layer.dirs[k];
+        const int out = layer.out();
+        const std::size_t n = C::G * std::size_t(D.d), d = D.d;
+        for (int s = 0; s < g[0]->len; ++s) {
+            const int na = active(g, G, s);
+            for (int b = 0; b < na; ++b) {
+                auto& ds = g[b]->states(which)[l].dirs[k];
+                xs_[b] = ds.h.data() + (s - 1) * d;
+                ys_[b] = C::recurrent_row(D, ds, s, C::projection(ds, keep) + s * n);
+            }
+            if (s > 0) gemm_ptr(na, D.d, int(n), xs_, D.W_hh_t.data(), n, ys_);
+            for (int b = 0; b < na; ++b) {
+                Seq<T>& q = *g[b];
+                auto& ls = q.states(which)[l];
+                auto& ds = ls.dirs[k];
+                C::activate(D, ds, s, C::projection(ds, keep) + s * n);
+                std::memcpy(ls.y.data() + std::size_t(position(s, q.len, k)) * out + off,
+                            ds.h.data() + s * d, sizeof(T) * d);
+            }
+        }
+    }
+
+    // Pooling over the last layer's outputs, then the dense head.
+    void head_forward(Seq<T>& q, States which) {
+        Pool<T>::forward(m_, q, q.states(which).back().y.data(), q.len, q.head_in[0].data());
+        for (std::size_t k = 0; k < m_.head.size(); ++k) {
+            const auto& L = m_.head[k];
+            T* y = q.head_y[k].data();
+            std::copy(L.b.begin(), L.b.end(), y);
+            gemm_acc(1, L.in, L.out, q.head_in[k].data(), 0, L.W_t.data(), L.out, y, 0);
+            if (k + 1 < m_.head.size())
+                for (int j = 0; j < L.out; ++j) q.head_in[k + 1][j] = std::max(y[j], T(0));
+        }
+    }
+
+    // Zeroes the backward buffers of q.
+    void prepare_backward(Seq<T>& q) {
+        const std::size_t L = m_.layers.size();
+        q.r.resize(L);
+        for (std::size_t l = 0; l < L; ++l) {
+            const std::size_t n = std::size_t(q.len) * m_.layers[l].in();
+            grow(q.r[l], n);
+            std::fill(q.r[l].begin(), q.r[l].begin() + n, T(0));
+        }
+        const std::size_t n = std::size_t(q.len) * m_.layers.back().out();
+        grow(q.top, n);
+        std::fill(q.top.begin(), q.top.begin() + n, T(0));
+        q.rest = 0;
+    }
+
+    // Buffer holding what reaches layer l's outputs from above.
+    T* from_above(Seq<T>& q, std::size_t l) {
+        return l + 1 == m_.layers.size() ? q.top.data() : q.r[l + 1].data();
+    }
+
+    // Per-direction buffers of a backward pass over layer l.
+    void prepare_direction(Seq<T>& q, int G, int d, int in) {
+        grow(q.steps, std::size_t(q.len) * G * d);
+        grow(q.wx, std::size_t(q.len) * in);
+        grow(q.s2, q.len);
+        std::fill(q.carry_h.begin(), q.carry_h.begin() + d, T(0));
+    }
+
+    void head_lrp(Seq<T>& q, std::int64_t target, T eps, T bf);
+    void head_gradient(Seq<T>& q, std::int64_t target);
+    template <class C, class R>
+    void lrp_direction(Seq<T>* const* g, int G, std::size_t l, std::size_t k, int off, T eps, T bf);
+    template <class C>
+    void grad_direction(Seq<T>* const* g, int G, std::size_t l, std::size_t k, int off);
+    template <class C>
+    void occlude_direction(Seq<T>& q, int t, std::size_t k, int off);
+};
+
+template <class T>
+void Group<T>::head_lrp(Seq<T>& q, std::int64_t target, T eps, T bf) {
+    // Epsilon rule layer by layer, starting from the target score alone.
+    std::vector<T>& rel = q.carry_c;
+    std::vector<T>& coef = q.carry_h;
+    std::vector<T>& below = q.tmp;
+    const std::size_t C = m_.n_classes();
+    grow(rel, C);
+    std::fill(rel.begin(), rel.begin() + C, T(0));
+    rel[target] = q.scores()[target];
+    for (std::size_t k = m_.head.size(); k-- > 0;) {
+        const auto& L = m_.head[k];
+        const T* y = q.head_y[k].data();
+        const T* a = q.head_in[k].data();
+        grow(coef, L.out);
+        grow(below, L.in);
+        T S = 0;
+        for (int j = 0; j < L.out; ++j) {
+            const T sj = sign1(y[j]);
+            coef[j] = rel[j] / (y[j] + eps * sj);
+            S += (L.b[j] + eps * sj) * coef[j];
+        }
+        S = bf * S / T(L.in);
+        std::fill(below.begin(), below.begin() + L.in, T(0));
+        gemm_acc(1, L.out, L.in, coef.data(), 0, L.W.data(), L.in, below.data(), 0);
+        grow(rel, L.in);
+        for (int i = 0; i < L.in; ++i) rel[i] = a[i] * below[i] + S;  // ReLU passes relevance unchanged
+    }
+    Pool<T>::lrp(m_, q, q.base.back().y.data(), q.len, q.head_in[0].data(), rel.data(), eps, bf,
+                 q.top.data());
+}
+
+template <class T>
+void Group<T>::lrp(Seq<T>* const* g, int G, const std::int64_t* targets, const LrpParams& p) {
+    const T eps = T(p.eps), bf = T(p.bias_factor);
+    for (int b = 0; b < G; ++b) {
+        prepare_backward(*g[b]);
+        head_lrp(*g[b], targets[b], eps, bf);
+    }
+    for (std::size_t l = m_.layers.size(); l-- > 0;) {
+        const auto& layer = m_.layers[l];
+        int off = 0;
+        for (std::size_t k = 0; k < layer.dirs.size(); ++k) {
+            if (layer.cell == Cell::gru)  // GRU layers take signal-take-all only (checked on entry)
+                lrp_direction<Gru<T>, SignalTakeAll>(g, G, l, k, off, eps, bf);
+            else
+                with_rule(p.rule, [&](auto rule) {
+                    lrp_direction<Lstm<T>, decltype(rule)>(g, G, l, k, off, eps, bf);
+                });
+            off += layer.dirs[k].d;
+        }
+    }
+}
+
+template <class T>
+template <class C, class R>
+void Group<T>::lrp_direction(Seq<T>* const* g, int G, std::size_t l, std::size_t k, int off, T eps,
+                             T bf) {
+    const auto& layer = m_.layers[l];
+    const auto& D = layer.dirs[k];
+    const int out = layer.out(), in = layer.in(), d = D.d, n = C::G * d;
+    for (int b = 0; b < G; ++b) {
+        prepare_direction(*g[b], C::G, d, in);
+        C::lrp_begin(*g[b], d);
+    }
+    const int hf = C::template h_first<R>(d), hr = C::template h_rows<R>(d);
+    for (int s = g[0]->len - 1; s >= 0; --s) {
+        const int na = active(g, G, s);
+        for (int b = 0; b < na; ++b) {
+            Seq<T>& q = *g[b];
+            const T* r_out = from_above(q, l) + std::size_t(position(s, q.len, k)) * out + off;
+            xs_[b] = C::template lrp_step<R>(D, q.base[l].dirs[k], s, r_out, q, eps, bf, in);
+            std::fill(q.tmp.begin(), q.tmp.begin() + d, T(0));
+            ys_[b] = q.tmp.data();
+        }
+        // The h side now (it feeds the next step back); the x side for all steps below.
+        if (s > 0) gemm_ptr(na, hr, d, xs_, D.W_hh.data() + std::size_t(hf) * d, d, ys_);
+        for (int b = 0; b < na; ++b) C::lrp_finish(D, g[b]->base[l].dirs[k], s, *g[b]);
+    }
+    const int first = C::template first_row<R>(d), rows = C::template row_count<R>(d);
+    for (int b = 0; b < G; ++b) {
+        Seq<T>& q = *g[b];
+        T* wx = q.wx.data();  // [T, in]: W_ih^T coef per step
+        std::fill(wx, wx + std::size_t(q.len) * in, T(0));
+        gemm_acc(q.len, rows, in, q.steps.data() + first, n, D.W_ih.data() + std::size_t(first) * in, in,
+                 wx, in);
+        const T* x = layer_input(q, States::base, l);
+        T* rx = q.r[l].data();
+        for (int s = 0; s < q.len; ++s) {
+            const int t = position(s, q.len, k);
+            const T* xt = x + std::size_t(t) * in;
+            const T* ws = wx + std::size_t(s) * in;
+            T* rxt = rx + std::size_t(t) * in;
+            for (int i = 0; i < in; ++i) rxt[i] += xt[i] * ws[i] + q.s2[s];
+        }
+        q.rest += C::rest(q, d);
+    }
+}
+
+template <class T>
+void Group<T>::head_gradient(Seq<T>& q, std::int64_t target) {
+    std::vector<T>& grad = q.carry_c;
+    std::vector<T>& below = q.tmp;
+    const std::size_t C = m_.n_classes();
+    grow(grad, C);
+    std::fill(grad.begin(), grad.begin() + C, T(0));
+    grad[target] = T(1);
+    for (std::size_t k = m_.head.size(); k-- > 0;) {
+        const auto& L = m_.head[k];
+        grow(below, L.in);
+        std::fill(below.begin(), below.begin() + L.in, T(0));
+        gemm_acc(1, L.out, L.in, grad.data(), 0, L.W.data(), L.in, below.data(), 0);
+        grow(grad, L.in);
+        const T* y_below = k > 0 ? q.head_y[k - 1].data() : nullptr;
+        for (int i = 0; i < L.in; ++i) grad[i] = (!y_below || y_below[i] > T(0)) ? below[i] : T(0);
+    }
+    Pool<T>::gradient(m_, q, q.base.back().y.data(), q.len, q.head_in[0].data(), grad.data(),
+                      q.top.data());
+}
+
+template <class T>
+void Group<T>::gradient(Seq<T>* const* g, int G, const std::int64_t* targets) {
+    for (int b = 0; b < G; ++b) {
+        prepare_backward(*g[b]);
+        head_gradient(*g[b], targets[b]);
+    }
+    for (std::size_t l = m_.layers.size(); l-- > 0;) {
+        const auto& layer = m_.layers[l];
+        int off = 0;
+        for (std::size_t k = 0; k < layer.dirs.size(); ++k) {
+            with_cell<T>(layer.cell, [&](auto cell) { grad_direction<decltype(cell)>(g, G, l, k, off); });
+            off += layer.dirs[k].d;
+        }
+    }
+}
+
+template <class T>
+template <class C>
+void Group<T>::grad_direction(Seq<T>* const* g, int G, std::size_t l, std::size_t k, int off) {
+    const auto& layer = m_.layers[l];
+    const auto& D = layer.dirs[k];
+    const int out = layer.out(), in = layer.in(), d = D.d, n = C::G * d;
+    for (int b = 0; b < G; ++b) {
+        prepare_direction(*g[b], C::G, d, in);
+        C::grad_begin(*g[b], d);
+    }
+    for (int s = g[0]->len - 1; s >= 0; --s) {
+        const int na = active(g, G, s);
+        for (int b = 0; b < na; ++b) {
+            Seq<T>& q = *g[b];
+            const T* g_out = from_above(q, l) + std::size_t(position(s, q.len, k)) * out + off;
+            xs_[b] = C::grad_step(D, q.base[l].dirs[k], s, g_out, q);
+            std::fill(q.tmp.begin(), q.tmp.begin() + d, T(0));
+            ys_[b] = q.tmp.data();
+        }
+        if (s > 0) gemm_ptr(na, n, d, xs_, D.W_hh.data(), d, ys_);
+        for (int b = 0; b < na; ++b) C::grad_finish(D, g[b]->base[l].dirs[k], s, *g[b]);
+    }
+    // d/dx_t for all steps at once (it does not feed the recurrence).
+    for (int b = 0; b < G; ++b) {
+        Seq<T>& q = *g[b];
+        const std::ptrdiff_t ldy = k == 0 ? in : -std::ptrdiff_t(in);
+        gemm_acc(q.len, n, in, q.steps.data(), n, D.W_ih.data(), in,
+                 q.r[l].data() + std::size_t(position(0, q.len, k)) * in, ldy);
+    }
+}
+
+// Zeroing x_t changes the first layer only from step t on (forward direction) or down to
+// t (backward direction): those steps are recomputed from the stored states, and the
+// input projections of all other steps are reused. Deeper layers see a changed input
+// everywhere and are rerun; the pooling reads all positions again.
+template <class T>
+void Group<T>::occlusion(Seq<T>& q, std::int64_t target, const std::uint8_t* deleted, T* drop) {
+    const T base = q.scores()[target];
+    const int len = q.len;
+    const auto& layer0 = m_.layers[0];
+    const std::size_t width = std::size_t(len) * layer0.out();
+    auto& alt0 = q.alt[0];
+    grow(alt0.y, width);
+    with_cell<T>(layer0.cell, [&](auto cell) {
+        using C = decltype(cell);
+        for (std::size_t k = 0; k < layer0.dirs.size(); ++k) C::reserve(alt0.dirs[k], len, layer0.dirs[k].d, false);
+    });
+    Seq<T>* self[1] = {&q};
+    for (int t = 0; t < len; ++t) {
+        if (deleted && deleted[t]) {
+            drop[t] = T(0);
+            continue;
+        }
+        std::copy(q.base[0].y.begin(), q.base[0].y.begin() + width, alt0.y.begin());
+        int off = 0;
+        for (std::size_t k = 0; k < layer0.dirs.size(); ++k) {
+            with_cell<T>(layer0.cell, [&](auto cell) { occlude_direction<decltype(cell)>(q, t, k, off); });
+            off += layer0.dirs[k].d;
+        }
+        if (m_.layers.size() > 1) run_layers(self, 1, States::alt, 1);
+        head_forward(q, States::alt);  // reads the last layer of the alternative run
+        drop[t] = base - q.scores()[target];
+    }
+    head_forward(q, States::base);  // leave q describing the input as given
+}
+
+template <class T>
+template <class C>
+void Group<T>::occlude_direction(Seq<T>& q, int t, std::size_t k, int off) {
+    const auto& layer0 = m_.layers[0];
+    const auto& D = layer0.dirs[k];
+    const auto& bs = q.base[0].dirs[k];
+    auto& as = q.alt[0].dirs[k];
+    const int len = q.len, d = D.d, out = layer0.out();
+    const std::size_t n = C::G * std::size_t(d);
+    const int s0 = k == 0 ? t : len - 1 - t;
+    if (s0 > 0) C::carry_state(bs, as, s0 - 1, d);
+    // The base run kept the input projections apart (keep_input_projection).
+    const T* zx_base = C::projection(const_cast<DirState<T>&>(bs), true);
+    for (int s = s0; s < len; ++s) {
+        const T* zx = s == s0 ? D.b.data() : zx_base + s * n;  // x_t = 0: the bias alone
+        T* row = C::recurrent_row(D, as, s, zx);
+        if (s > 0) gemm_acc(1, d, int(n), as.h.data() + std::size_t(s - 1) * d, 0, D.W_hh_t.data(), n, row, 0);
+        C::activate(D, as, s, zx);
+        std::memcpy(q.alt[0].y.data() + std::size_t(position(s, len, k)) * out + off,
+                    as.h.data() + std::size_t(s) * d, sizeof(T) * d);
+    }
+}
+
+// Scores of each sequence of the group, and the class each one is explained for.
+template <class T>
+void write_scores(Group<T>& group, Seq<T>* const* seqs, const std::int64_t* idx, int count,
+                  const Model<T>& m, const std::int64_t* targets_in, T* scores,
+                  std::int64_t* targets_out, std::int64_t* picked) {
+    const int C = m.n_classes();
+    for (int b = 0; b < count; ++b) {
+        const std::int64_t k = idx[b];
+        std::copy(seqs[b]->scores(), seqs[b]->scores() + C, scores + k * C);
+        if (picked) {
+            picked[b] = group.pick_target(*seqs[b], targets_in ? targets_in[k] : -1);
+            targets_out[k] = picked[b];
+        }
+    }
+}
+
+}  // namespace
+
+template <class T>
+void forward(const Model<T>& model, const Batch<T>& batch, int threads, T* scores) {
+    parallel_groups<Group<T>>(model, batch, threads,
+                              [&](Group<T>& group, Seq<T>* const* seqs, const std::int64_t* idx, int count) {
+                                  write_scores(group, seqs, idx, count, model, nullptr, scores, nullptr, nullptr);
+                              });
+}
+
+template <class T>
+void lrp(const Model<T>& model, const Batch<T>& batch, const std::int64_t* targets_in,
+         const LrpParams& params, int threads, T* scores, std::int64_t* targets_out,
+         T* relevance, T* input_relevance, T* rest) {
+    const int e = model.input_size;
+    parallel_groups<Group<T>>(model, batch, threads,
+                              [&](Group<T>& group, Seq<T>* const* seqs, const std::int64_t* idx, int count) {
+        std::int64_t picked[Group<T>::capacity];
+        write_scores(group, seqs, idx, count, model, targets_in, scores, targets_out, picked);
+        group.lrp(seqs, count, picked, params);
+        for (int b = 0; b < count; ++b) {
+            const Seq<T>& q = *seqs[b];
+            const std::int64_t start = batch.offsets[idx[b]];
+            rest[idx[b]] = q.rest;
+            const T* r0 = q.r[0].data();
+            for (int t = 0; t < q.len; ++t) {
+                T sum = 0;
+                for (int i = 0; i < e; ++i) sum += r0[std::size_t(t) * e + i];
+                relevance[start + t] = sum;
+            }
+            if (input_relevance)
+                std::memcpy(input_relevance + start * e, r0, sizeof(T) * std::size_t(q.len) * e);
+        }
+    });
+}
+
+template <class T>
+void gradient(const Model<T>& model, const Batch<T>& batch, const std::int64_t* targets_in,
+              int threads, T* scores, std::int64_t* targets_out, T* grad, T* sa, T* gi) {
+    const int e = model.input_size;
+    parallel_groups<Group<T>>(model, batch, threads,
+                              [&](Group<T>& group, Seq<T>* const* seqs, const std::int64_t* idx, int count) {
+        std::int64_t picked[Group<T>::capacity];
+        write_scores(group, seqs, idx, count, model, targets_in, scores, targets_out, picked);
+        group.gradient(seqs, count, picked);
+        for (int b = 0; b < count; ++b) {
+            const Seq<T>& q = *seqs[b];
+            const std::int64_t start = batch.offsets[idx[b]];
+            const T* r0 = q.r[0].data();
+            for (int t = 0; t < q.len; ++t) {
+                const T* row = r0 + std::size_t(t) * e;
+                const T* xt = q.x0.data() + std::size_t(t) * e;
+                T s2 = 0, sx = 0;
+                for (int i = 0; i < e; ++i) {
+                    s2 += row[i] * row[i];
+                    sx += row[i] * xt[i];
+                }
+                sa[start + t] = s2;
+                gi[start + t] = sx;
+            }
+            if (grad) std::memcpy(grad + start * e, r0, sizeof(T) * std::size_t(q.len) * e);
+        }
+    });
+}
+
+template <class T>
+void occlusion(const Model<T>& model, const Batch<T>& batch, const std::int64_t* targets_in,
+               int threads, T* scores, std::int64_t* targets_out, T* drop) {
+    parallel_groups<Group<T>>(model, batch, threads,
+                              [&](Group<T>& group, Seq<T>* const* seqs, const std::int64_t* idx, int count) {
+        std::int64_t picked[Group<T>::capacity];
+        write_scores(group, seqs, idx, count, model, targets_in, scores, targets_out, picked);
+        for (int b = 0; b < count; ++b) {
+            const std::int64_t start = batch.offsets[idx[b]];
+            group.occlusion(*seqs[b], picked[b], batch.deleted ? batch.deleted + start : nullptr,
+                            drop + start);
+        }
+    }, true);
+}
+
+TEXTLRP_INSTANTIATE_KERNELS(double)
+TEXTLRP_INSTANTIATE_KERNELS(float)
+
+}  // namespace TEXTLRP_ISA
+}  // namespace textlrp
