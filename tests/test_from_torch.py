@@ -109,7 +109,6 @@ def test_saved_converted_model_round_trips(tmp_path):
     [
         (lambda: (nn.Embedding(10, 4, max_norm=1.0), nn.LSTM(4, 3), nn.Linear(3, 2)), ValueError, "max_norm"),
         (lambda: (nn.EmbeddingBag(10, 4), nn.LSTM(4, 3), nn.Linear(3, 2)), TypeError, "EmbeddingBag"),
-        (lambda: (nn.Embedding(10, 4), nn.GRU(4, 3), nn.Linear(3, 2)), TypeError, "GRU"),
         (lambda: (nn.Embedding(10, 4), nn.RNN(4, 3), nn.Linear(3, 2)), TypeError, "RNN"),
         (lambda: (nn.Embedding(10, 4), nn.LSTM(4, 3, proj_size=2), nn.Linear(2, 2)), ValueError, "proj_size"),
         (lambda: (nn.Embedding(10, 5), nn.LSTM(4, 3), nn.Linear(3, 2)), ValueError, "input_size is 4"),
@@ -130,6 +129,35 @@ def test_saved_converted_model_round_trips(tmp_path):
 def test_unsupported_modules_raise(build, error, match):
     with pytest.raises(error, match=match):
         textlrp.from_torch(*build())
+
+
+class _Attn(nn.Module):  # AdditiveAttention's layout, with or without the pieces it needs
+    def __init__(self, features, size, score_bias=False, proj=True):
+        super().__init__()
+        if proj:
+            self.proj = nn.Linear(features, size)
+        self.score = nn.Linear(size, 1, bias=score_bias)
+
+
+@pytest.mark.parametrize(
+    "pooling, error, match",
+    [
+        ("first", ValueError, "pooling must be 'last', 'mean', 'max'"),
+        (nn.Linear(3, 3), TypeError, "Linear is not supported"),
+        (_Attn(3, 2, proj=False), TypeError, "_Attn is not supported"),
+        (_Attn(3, 2, score_bias=True), ValueError, "score must have no bias"),
+        (_Attn(5, 2), ValueError, "in_features=5 but the recurrent layers give 3"),
+        (17, TypeError, "got int"),
+    ],
+)
+def test_unsupported_pooling_raises(pooling, error, match):
+    with pytest.raises(error, match=match):
+        textlrp.from_torch(nn.Embedding(10, 4), nn.GRU(4, 3), nn.Linear(3, 2), pooling=pooling)
+
+
+def test_continuous_model_takes_no_vocab():
+    with pytest.raises(ValueError, match="takes no vocabulary"):
+        textlrp.from_torch(None, nn.GRU(4, 3), nn.Linear(3, 2), vocab=["a"])
 
 
 def test_bad_vocab_dict():

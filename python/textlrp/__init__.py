@@ -33,10 +33,11 @@ __all__ = [
 ]
 
 
-def from_torch(embedding: Any, lstm: Any, head: Any, **kwargs: Any) -> Model:
-    """Build a Model from an ``nn.Embedding``, an ``nn.LSTM`` and a head (``nn.Linear`` or
-    ``nn.Sequential`` of Linear/ReLU/Dropout). Needs the ``torch`` extra; importing textlrp
-    never imports torch."""
+def from_torch(embedding: Any, rnn: Any, head: Any, **kwargs: Any) -> Model:
+    """Build a Model from an ``nn.Embedding`` (or None for continuous inputs), an ``nn.LSTM``
+    or ``nn.GRU``, and a head (``nn.Linear`` or ``nn.Sequential`` of Linear/ReLU/Dropout);
+    ``pooling="last" | "mean" | "max" | textlrp.nn.AdditiveAttention(...)``. Needs the
+    ``torch`` extra; importing textlrp never imports torch."""
     from .torch_import import from_torch as _from_torch
 
-    return _from_torch(embedding, lstm, head, **kwargs)
+    return _from_torch(embedding, rnn, head, **kwargs)

@@ -1,4 +1,5 @@
-"""Convert a PyTorch embedding + LSTM + dense head into a :class:`textlrp.Model`.
+"""Convert PyTorch modules (embedding or none, LSTM or GRU, pooling, dense head) into a
+:class:`textlrp.Model`.
 
 torch is never imported by ``import textlrp``; this module touches it only
 through the objects it is given (and imports it inside :func:`from_torch`).
@@ -19,31 +20,71 @@ def _np(t: Any) -> np.ndarray:
     return t.detach().cpu().double().numpy()
 
 
-def _convert_lstm(lstm: Any, nn: Any, input_size: int) -> list[list[dict[str, np.ndarray]]]:
-    if not isinstance(lstm, nn.LSTM):
+def _convert_rnn(rnn: Any, nn: Any, input_size: int | None) -> tuple[str, list[list[dict[str, np.ndarray]]]]:
+    """(cell, layers) of an nn.LSTM or nn.GRU, gate rows in PyTorch's order (the engine's)."""
+    if isinstance(rnn, nn.LSTM):
+        cell = "lstm"
+    elif isinstance(rnn, nn.GRU):
+        cell = "gru"
+    else:
         raise TypeError(
-            f"lstm must be a torch.nn.LSTM, got {type(lstm).__name__}"
-            + (" (GRU and plain RNN cells are not supported)" if isinstance(lstm, nn.RNNBase) else "")
+            f"rnn must be a torch.nn.LSTM or torch.nn.GRU, got {type(rnn).__name__}"
+            + (" (plain RNN cells are not supported)" if isinstance(rnn, nn.RNNBase) else "")
         )
-    if getattr(lstm, "proj_size", 0):
-        raise ValueError(f"nn.LSTM with proj_size={lstm.proj_size} is not supported (projected hidden states)")
-    if lstm.input_size != input_size:
+    if getattr(rnn, "proj_size", 0):
+        raise ValueError(f"nn.LSTM with proj_size={rnn.proj_size} is not supported (projected hidden states)")
+    if input_size is not None and rnn.input_size != input_size:
         raise ValueError(
-            f"nn.LSTM input_size is {lstm.input_size} but the nn.Embedding has embedding_dim {input_size}"
+            f"nn.{type(rnn).__name__} input_size is {rnn.input_size} but the nn.Embedding has "
+            f"embedding_dim {input_size}"
         )
     layers = []
-    for layer in range(lstm.num_layers):
+    for layer in range(rnn.num_layers):
         directions = []
-        for suffix in ("", "_reverse")[: 2 if lstm.bidirectional else 1]:
-            w_ih = getattr(lstm, f"weight_ih_l{layer}{suffix}")
-            w_hh = getattr(lstm, f"weight_hh_l{layer}{suffix}")
-            if lstm.bias:
-                b = _np(getattr(lstm, f"bias_ih_l{layer}{suffix}")) + _np(getattr(lstm, f"bias_hh_l{layer}{suffix}"))
+        for suffix in ("", "_reverse")[: 2 if rnn.bidirectional else 1]:
+            w_ih = _np(getattr(rnn, f"weight_ih_l{layer}{suffix}"))
+            w_hh = _np(getattr(rnn, f"weight_hh_l{layer}{suffix}"))
+            if rnn.bias:
+                b_ih = _np(getattr(rnn, f"bias_ih_l{layer}{suffix}"))
+                b_hh = _np(getattr(rnn, f"bias_hh_l{layer}{suffix}"))
             else:
-                b = np.zeros(w_ih.shape[0])
-            directions.append({"W_ih": _np(w_ih), "W_hh": _np(w_hh), "b": b})
+                b_ih = b_hh = np.zeros(w_ih.shape[0])
+            directions.append({"W_ih": w_ih, "W_hh": w_hh, "b_ih": b_ih, "b_hh": b_hh})
         layers.append(directions)
-    return layers
+    return cell, layers
+
+
+def _convert_pooling(pooling: Any, nn: Any, n_features: int) -> tuple[str, dict[str, np.ndarray] | None]:
+    """("last" | "mean" | "max", None) or ("attention", weights) from an AdditiveAttention-like
+    module (submodules ``proj`` = Linear(features, size), ``score`` = Linear(size, 1, bias=False))."""
+    if isinstance(pooling, str):
+        if pooling not in ("last", "mean", "max"):
+            raise ValueError(f"pooling must be 'last', 'mean', 'max' or an AdditiveAttention module, "
+                             f"got {pooling!r}")
+        return pooling, None
+    if isinstance(pooling, nn.Module):
+        proj, score = getattr(pooling, "proj", None), getattr(pooling, "score", None)
+        if not (isinstance(proj, nn.Linear) and isinstance(score, nn.Linear)):
+            raise TypeError(
+                f"pooling module {type(pooling).__name__} is not supported: use "
+                "textlrp.nn.AdditiveAttention (submodules proj = Linear(features, size), "
+                "score = Linear(size, 1, bias=False)), or 'last' / 'mean' / 'max'"
+            )
+        if proj.in_features != n_features:
+            raise ValueError(f"attention proj has in_features={proj.in_features} but the recurrent "
+                             f"layers give {n_features} features")
+        if score.in_features != proj.out_features or score.out_features != 1:
+            raise ValueError("attention score must be Linear(size, 1)")
+        if score.bias is not None:
+            raise ValueError("attention score must have no bias (a bias shifts every e_t alike and "
+                             "cancels in the softmax; build it with bias=False)")
+        if proj.bias is None:
+            b = np.zeros(proj.out_features)
+        else:
+            b = _np(proj.bias)
+        return "attention", {"W": _np(proj.weight), "b": b, "v": _np(score.weight)[0]}
+    raise TypeError(f"pooling must be 'last', 'mean', 'max' or an AdditiveAttention module, "
+                    f"got {type(pooling).__name__}")
 
 
 def _convert_head(head: Any, nn: Any, n_features: int) -> list[dict[str, np.ndarray | None]]:
@@ -77,8 +118,8 @@ def _convert_head(head: Any, nn: Any, n_features: int) -> list[dict[str, np.ndar
             continue
         if isinstance(m, nn.ReLU):
             if not layers:
-                raise ValueError(f"{where} is a ReLU before the first Linear; the engine feeds the LSTM features "
-                                 "straight into the first Linear")
+                raise ValueError(f"{where} is a ReLU before the first Linear; the engine feeds the pooled "
+                                 "features straight into the first Linear")
             if pending_relu:
                 raise ValueError(f"{where}: two ReLUs in a row")
             pending_relu = True
@@ -107,9 +148,10 @@ def _convert_head(head: Any, nn: Any, n_features: int) -> list[dict[str, np.ndar
 
 def from_torch(
     embedding: Any,
-    lstm: Any,
+    rnn: Any,
     head: Any,
     *,
+    pooling: Any = "last",
     vocab: Sequence[str] | Mapping[str, int] | None = None,
     class_names: Sequence[str] | None = None,
     unk_token: str | None = None,
@@ -117,38 +159,49 @@ def from_torch(
     dtype: Any = None,
     metadata: Mapping[str, Any] | None = None,
 ) -> Any:
-    """Build a Model equal (in eval mode) to ``head(features(lstm(embedding(ids))))``.
+    """Build a Model equal (in eval mode) to ``head(pool(rnn(embedding(ids))))``.
 
-    - ``embedding``: ``nn.Embedding`` (``max_norm`` is refused: it rewrites rows on lookup).
-    - ``lstm``: ``nn.LSTM``, any ``num_layers``, uni- or bidirectional, ``batch_first``
-      either way, with or without bias (``b = b_ih + b_hh``; no bias = zeros).
-      Inter-layer dropout is ignored. ``proj_size > 0``, GRU and RNN are refused.
+    - ``embedding``: ``nn.Embedding`` (``max_norm`` is refused: it rewrites rows on lookup),
+      or None for a model on continuous inputs [T, rnn.input_size].
+    - ``rnn``: ``nn.LSTM`` or ``nn.GRU``, any ``num_layers``, uni- or bidirectional,
+      ``batch_first`` either way, with or without bias. Inter-layer dropout is ignored.
+      LSTM ``proj_size > 0`` and plain RNN are refused.
+    - ``pooling``: what the head reads of the last layer's outputs y [T, F] (directions
+      concatenated): ``"last"`` = [forward h after the last step, backward h at the first],
+      i.e. ``torch.cat([h_n[-2], h_n[-1]], 1)`` bidirectional and ``h_n[-1]`` otherwise;
+      ``"mean"`` = ``y.mean(1)``; ``"max"`` = ``y.max(1).values``; or a
+      :class:`textlrp.nn.AdditiveAttention` module.
     - ``head``: ``nn.Linear`` or ``nn.Sequential`` of Linear / ReLU / Dropout with a ReLU
-      between Linear layers. Features are [forward h after the last token, backward h at the
-      first token] of the last LSTM layer, i.e. ``torch.cat([h_n[-2], h_n[-1]], 1)`` for a
-      bidirectional LSTM and ``h_n[-1]`` otherwise.
+      between Linear layers.
+    - ``class_names``: None with one output gives a regression model.
     - ``vocab``: list of tokens (position = id) or a dict token -> id covering 0..V-1.
-    - ``dtype``: defaults to the embedding weight's dtype (float64 stays float64, other
-      float types become float32).
+    - ``dtype``: defaults to the weights' dtype (float64 stays float64, other float types
+      become float32).
     """
     import torch
     from torch import nn
 
     from .model import from_arrays
 
-    if not isinstance(embedding, nn.Embedding):
-        raise TypeError(f"embedding must be a torch.nn.Embedding, got {type(embedding).__name__}")
-    if embedding.max_norm is not None:
-        raise ValueError(
-            f"nn.Embedding with max_norm={embedding.max_norm} is not supported (rows are renormalised on lookup)"
-        )
-    layers = _convert_lstm(lstm, nn, embedding.embedding_dim)
-    n_features = lstm.hidden_size * (2 if lstm.bidirectional else 1)
+    if embedding is not None:
+        if not isinstance(embedding, nn.Embedding):
+            raise TypeError(f"embedding must be a torch.nn.Embedding or None, got {type(embedding).__name__}")
+        if embedding.max_norm is not None:
+            raise ValueError(
+                f"nn.Embedding with max_norm={embedding.max_norm} is not supported (rows are renormalised on lookup)"
+            )
+    elif vocab is not None:
+        raise ValueError("a model without embedding (continuous inputs) takes no vocabulary")
+    cell, layers = _convert_rnn(rnn, nn, None if embedding is None else embedding.embedding_dim)
+    n_features = rnn.hidden_size * (2 if rnn.bidirectional else 1)
+    pool, attention = _convert_pooling(pooling, nn, n_features)
     head_layers = _convert_head(head, nn, n_features)
 
     if dtype is None:
-        dtype = np.float64 if embedding.weight.dtype == torch.float64 else np.float32
+        probe = embedding.weight if embedding is not None else rnn.weight_ih_l0
+        dtype = np.float64 if probe.dtype == torch.float64 else np.float32
     if isinstance(vocab, Mapping):
+        assert embedding is not None
         size = embedding.num_embeddings
         tokens: list[str | None] = [None] * size
         for tok, idx in vocab.items():
@@ -164,12 +217,15 @@ def from_torch(
     if metadata is None:
         metadata = {"source": "textlrp.from_torch", "torch_version": torch.__version__}
     return from_arrays(
-        _np(embedding.weight),
+        None if embedding is None else _np(embedding.weight),
         layers,
         head_layers,
+        cell=cell,
+        pooling=pool,
+        attention=attention,
+        input_size=rnn.input_size,
         vocab=None if vocab is None else list(vocab),
         class_names=None if class_names is None else list(class_names),
-        gate_order="ifgo",
         unk_token=unk_token,
         lowercase=lowercase,
         dtype=dtype,
