@@ -1,6 +1,8 @@
-"""Shared test helpers: random models as plain arrays (the structure of the contract).
+"""Shared test helpers: random models, as plain arrays in the old nested-dict structure
+(``make_random_model``: LSTM, last pooling, token inputs) or as a ``textlrp.spec.ModelSpec``
+of any architecture (``make_random_spec``), and random inputs for them.
 
-Other test modules can use the ``make_random_model`` fixture, or import the function
+Other test modules can use the fixtures, or import the functions
 (``from conftest import make_random_model``) in hypothesis tests, where fixtures are awkward.
 """
 
@@ -50,6 +52,60 @@ def make_random_model(rng, e=4, layers=((5, True),), head=((None, True),), V=30,
     return model
 
 
+def make_random_spec(rng, cell="lstm", layers=((5, True),), pooling="last", attention_size=4,
+                     continuous=False, e=4, V=30, head=((None, True),), C=3, dtype=np.float64,
+                     scale=0.5):
+    """A random ``textlrp.spec.ModelSpec`` (checked, ``dtype``).
+
+    cell:      "lstm" or "gru", or one of them per layer (a sequence as long as ``layers``).
+    layers:    sequence of (d, bidirectional) per stacked recurrent layer, bottom first.
+    pooling:   "last", "mean", "max" or "attention" (attention_size A then sizes W [A, F]).
+    continuous: no embedding; inputs are float arrays [T, e] (``e`` is input_size then).
+    head:      sequence of (out_features, bias) per dense layer; the last out_features must
+               be None or C (it is always C; C = 1 is a regression model).
+    Both biases of each direction are random (LSTM uses their sum, GRU keeps them apart).
+    """
+    from reference import Attention, Dense, Direction, ModelSpec, Recurrent
+
+    def rand(*shape):
+        return (rng.standard_normal(shape) * scale).astype(dtype)
+
+    cells = [cell] * len(layers) if isinstance(cell, str) else list(cell)
+    if len(cells) != len(layers):
+        raise ValueError("give one cell for all layers or one per layer")
+    rec = []
+    n_in = e
+    for kind, (d, bidirectional) in zip(cells, layers):
+        G = {"lstm": 4, "gru": 3}[kind]
+        dirs = tuple(Direction(rand(G * d, n_in), rand(G * d, d), rand(G * d), rand(G * d))
+                     for _ in range(2 if bidirectional else 1))
+        rec.append(Recurrent(kind, dirs))
+        n_in = d * len(dirs)
+    att = None
+    if pooling == "attention":
+        att = Attention(rand(attention_size, n_in), rand(attention_size), rand(attention_size))
+    if not head:
+        raise ValueError("head needs at least one layer")
+    dense = []
+    for n, (out, bias) in enumerate(head):
+        last = n == len(head) - 1
+        if last and out not in (None, C):
+            raise ValueError(f"last head layer must have C={C} outputs, got {out}")
+        out = C if last else out
+        dense.append(Dense(rand(out, n_in), rand(out) if bias else None))
+        n_in = out
+    spec = ModelSpec(None if continuous else rand(V, e), tuple(rec), tuple(dense),
+                     pooling=pooling, attention=att, input_size=e if continuous else 0)
+    return spec.checked(dtype)
+
+
+def random_inputs(rng, spec, T, scale=1.0):
+    """One random input of length T for ``spec``: token ids, or floats [T, input_size]."""
+    if spec.embedding is not None:
+        return rng.integers(0, spec.vocab_size, size=T).tolist()
+    return rng.standard_normal((T, spec.input_size)) * scale
+
+
 def random_sentences(rng, n, V, min_len=1, max_len=20):
     return [rng.integers(0, V, size=int(rng.integers(min_len, max_len + 1))).tolist()
             for _ in range(n)]
@@ -59,6 +115,11 @@ def random_sentences(rng, n, V, min_len=1, max_len=20):
 def make_random_model_fixture():
     """The model builder itself (session scope: a function, no state)."""
     return make_random_model
+
+
+@pytest.fixture(scope="session", name="make_random_spec")
+def make_random_spec_fixture():
+    return make_random_spec
 
 
 @pytest.fixture
