@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import SST_DIR, requires_sst
 
 import textlrp
 from textlrp.io import default_model_path, read_model_file
@@ -116,10 +117,7 @@ def test_default_model_negative_example():
     assert json.dumps(model.metadata)  # provenance is plain JSON
 
 
-SST_DIR = REPO.parent / "shared" / "data" / "sst"
-
-
-@pytest.mark.skipif(not (SST_DIR / "dev.txt").is_file(), reason="SST data not found")
+@requires_sst("dev.txt")
 def test_default_model_dev_accuracy_reproduced_by_the_engine():
     from textlrp.sst import load_sentences
     from textlrp.train import accuracies
