@@ -42,3 +42,17 @@ def test_console_script_and_python_dash_m_run_the_same_main():
                             text=True, timeout=60, check=False)
     assert script.returncode == module.returncode == 0
     assert script.stdout == module.stdout == f"textlrp {textlrp.__version__}\n"
+
+
+def test_incremental_developer_builds_are_configured_and_documented():
+    # A fixed build folder is what lets `pip install --no-build-isolation -e .` rebuild only
+    # what changed (an isolated build gets new paths every time and recompiles everything).
+    pyproject = (REPO / "pyproject.toml").read_text(encoding="utf-8")
+    assert re.search(r'^build-dir = "build/\{wheel_tag\}"$', pyproject, re.MULTILINE)
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    assert "pip install --no-build-isolation -e ." in readme
+    for requirement in ("scikit-build-core", "pybind11", "cmake", "ninja"):
+        assert requirement in readme.split("## Development", 1)[1], requirement
+    # The README's two commands stay as they are.
+    assert "pip install . && textlrp explain \"don't waste your money\"" in readme
+    assert "pip install '.[test]' && pytest" in readme
