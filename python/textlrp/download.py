@@ -58,7 +58,7 @@ _CHUNK = 1 << 16
 
 # Temporary files carry the pid of the run that writes them, so a later run can tell the
 # leftovers of a killed run (process gone) from the files of a run still in progress.
-_PART_PREFIXES = ("trainDevTestTrees_PTB", *(name for name in SST_SHA256))
+_PART_PREFIXES = ("trainDevTestTrees_PTB", *SST_SHA256)
 _PART = re.compile(
     r"\.(?:" + "|".join(re.escape(p) for p in _PART_PREFIXES) + r")\.(\d+)\.[^/]*\.part"
 )
