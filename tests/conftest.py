@@ -8,6 +8,9 @@ Other test modules can use the fixtures, or import the functions
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -17,6 +20,52 @@ import pytest
 TESTS_DIR = Path(__file__).resolve().parent
 if str(TESTS_DIR) not in sys.path:  # lets tests import tests/reference.py in any import mode
     sys.path.insert(0, str(TESTS_DIR))
+
+# The Stanford Sentiment Treebank trees, when present: ../shared/data/sst next to the
+# repository (never committed). Tests that need them skip, naming the path they looked at.
+SST_DIR = TESTS_DIR.parent.parent / "shared" / "data" / "sst"
+
+
+def requires_sst(*names: str) -> pytest.MarkDecorator:
+    """Skip marker for tests that read SST_DIR/<name>; the reason names every missing path."""
+    missing = [str(SST_DIR / name) for name in names if not (SST_DIR / name).is_file()]
+    return pytest.mark.skipif(bool(missing), reason=f"SST data not found: {', '.join(missing)}")
+
+
+def textlrp_script() -> Path:
+    """The installed ``textlrp`` console script: next to this interpreter (a venv), else on
+    PATH. Skips, naming where it looked, when the package was not installed with scripts."""
+    here = Path(sys.executable).parent / "textlrp"
+    if here.is_file():
+        return here
+    found = shutil.which("textlrp")
+    if found is None:
+        pytest.skip(f"no textlrp console script at {here} or on PATH (pip install the package)")
+    return Path(found)
+
+
+def run_textlrp(*args: str, env: dict[str, str] | None = None, timeout: float = 120,
+                input: str | None = None) -> subprocess.CompletedProcess:
+    """Run the real console script ``textlrp ARGS`` in a subprocess, as a user would.
+
+    The environment is this one without the variables that change the CLI's behaviour
+    (TEXTLRP_MODEL, TEXTLRP_DEBUG, colours), plus ``env``."""
+    base = {k: v for k, v in os.environ.items()
+            if k not in ("TEXTLRP_MODEL", "TEXTLRP_DEBUG", "NO_COLOR", "COLORTERM")}
+    return subprocess.run([str(textlrp_script()), *args], env={**base, **(env or {})},
+                          capture_output=True, text=True, timeout=timeout, input=input,
+                          check=False)
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess, *fragments: str) -> str:
+    """The CLI's contract for a user mistake: exit 2, one line 'textlrp: error: ...' on
+    stderr containing every fragment, no traceback. Returns the line."""
+    assert proc.returncode == 2, (proc.returncode, proc.stderr)
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("textlrp: error: "), proc.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])
+    return lines[0]
 
 
 def make_random_model(rng, e=4, layers=((5, True),), head=((None, True),), V=30, C=3,

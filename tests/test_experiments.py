@@ -20,11 +20,11 @@ import csv
 import io
 import json
 import sys
-from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from conftest import SST_DIR, requires_sst
 
 import textlrp
 from textlrp import experiments
@@ -549,10 +549,7 @@ def test_matches_naive_loop_on_random_model(make_random_model, mode, target):
         np.testing.assert_allclose(res.methods[name].false, f, err_msg=name)
 
 
-SST_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "sst"
-
-
-@pytest.mark.skipif(not (SST_DIR / "test.txt").is_file(), reason="SST data not found")
+@requires_sst("test.txt")
 def test_load_labelled_sst_test_set():
     sents, labels = load_labelled(SST_DIR / "test.txt")  # format detected from the content
     assert len(sents) == 2210

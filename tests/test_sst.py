@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from conftest import SST_DIR, requires_sst
 
 from textlrp.sst import SST_CLASS_NAMES, SSTFormatError, load_phrases, load_sentences, load_tsv
 
-SST_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "sst"
-needs_sst = pytest.mark.skipif(not (SST_DIR / "dev.txt").is_file(), reason="SST data not found")
+needs_sst = requires_sst("dev.txt")
 
 TREES = """\
 (3 (2 (2 The) (2 Rock)) (4 (2 is) (4 great)))
@@ -118,3 +118,10 @@ def test_real_dev_file():
     assert SST_CLASS_NAMES[2] == "neutral"
     assert all(0 <= y <= 4 for _, y in sentences)
     assert sentences[0][0][:3] == ["It", "'s", "a"]
+
+
+def test_sst_skip_reason_names_the_path_looked_at():
+    mark = requires_sst("dev.txt", "no-such-split.txt")
+    assert mark.args == (True,)
+    assert mark.kwargs["reason"] == f"SST data not found: {SST_DIR / 'no-such-split.txt'}"
+    assert str(SST_DIR).endswith("shared/data/sst")

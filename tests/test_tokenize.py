@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
+from conftest import SST_DIR, requires_sst
 
 from textlrp import tokenize
-
-SST_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "sst"
 
 
 @pytest.mark.parametrize(
@@ -77,7 +74,7 @@ def test_very_long_text():
     assert tokens == one * 5000
 
 
-@pytest.mark.skipif(not (SST_DIR / "dev.txt").is_file(), reason="SST data not found")
+@requires_sst("dev.txt")
 def test_reproduces_sst_tokenisation_of_detokenised_dev_sentences():
     from nltk.tokenize.treebank import TreebankWordDetokenizer
 

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import SST_DIR, assert_one_line_error, requires_sst, run_textlrp
 
 import textlrp
 from textlrp.io import default_model_path, read_model_file
+from textlrp.train import TORCH_HINT
 
 REPO = Path(__file__).resolve().parents[1]
 WORDS = {"great": 4, "good": 3, "fine": 2, "bad": 1, "awful": 0}
@@ -37,9 +41,11 @@ def synthetic_sst(tmp_path):
     return tmp_path
 
 
-def test_train_cli_writes_a_model_that_loads_and_predicts(synthetic_sst, tmp_path):
+def test_train_cli_writes_a_model_that_loads_and_predicts(synthetic_sst, tmp_path, monkeypatch):
     pytest.importorskip("torch")
     from textlrp.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["textlrp", "not", "these", "words"])  # never read
 
     out = tmp_path / "tiny.npz"
     argv = ["train", "--data", str(synthetic_sst), "--out", str(out), "--epochs", "6", "--seed", "3",
@@ -52,6 +58,13 @@ def test_train_cli_writes_a_model_that_loads_and_predicts(synthetic_sst, tmp_pat
     assert model.embedding.shape == (len(model.vocab), 8) and len(model.head) == 1 and model.head[0]["b"] is None
     prov = model.metadata
     assert prov["seed"] == 3 and prov["vocab_size"] == len(model.vocab)
+    # The command is rebuilt from the parsed values: --data, --out, then the settings in
+    # TrainConfig order (defaults left out, the seed always in).
+    assert prov["command"] == shlex.join(
+        ["textlrp", "train", "--data", str(synthetic_sst), "--out", str(out), "--epochs", "6",
+         "--seed", "3", "--lr", "0.02", "--batch-size", "16", "--embedding-dim", "8",
+         "--hidden-size", "6", "--dropout", "0", "--embedding-dropout", "0", "--ema", "0.9",
+         "--threads", "1"])
     assert set(prov["data"]) == {"train", "dev", "test"} and len(prov["data"]["dev"]["sha256"]) == 64
     assert 0 < prov["best_epoch"] <= 6
     # the task is learnable: the tiny model separates the sentiment words
@@ -79,6 +92,48 @@ def test_train_errors_are_clear(tmp_path):
         TrainConfig(epochs=0)
     with pytest.raises(ValueError, match="dropout"):
         TrainConfig(dropout=1.0)
+
+
+def test_train_without_torch_gives_the_readme_install_command(tmp_path):
+    # A `torch` package that cannot be imported hides any installed torch from the child.
+    hidden = tmp_path / "hide" / "torch"
+    hidden.mkdir(parents=True)
+    (hidden / "__init__.py").write_text('raise ImportError("hidden by the test")\n')
+    proc = run_textlrp("train", "--data", str(tmp_path), "--out", str(tmp_path / "m.npz"),
+                       env={"PYTHONPATH": str(tmp_path / "hide")})
+    assert_one_line_error(proc, "needs PyTorch", TORCH_HINT)
+    assert TORCH_HINT == "pip install torch==2.13.0"
+    assert TORCH_HINT in (REPO / "README.md").read_text(encoding="utf-8")
+
+
+def test_train_console_script_summary_is_key_value_text(synthetic_sst, tmp_path):
+    pytest.importorskip("torch")
+    from textlrp.cli import main
+
+    out = tmp_path / "tiny model.npz"  # a space: the recorded command must quote it
+    proc = run_textlrp("train", "--data", str(synthetic_sst), "--out", str(out), "--epochs", "1",
+                       "--embedding-dim", "8", "--hidden-size", "6", "--batch-size", "32",
+                       "--lr=0.02", "--no-lowercase", "--threads", "1", "--no-progress",
+                       timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert len(lines) == 4 and lines[0] == f"model: {out}", lines
+    assert re.fullmatch(r"best epoch: [\d.]+", lines[1])
+    for split, line in zip(("dev", "test"), lines[2:]):
+        assert re.fullmatch(rf"{split} accuracy: \d+\.\d% 5-class, \d+\.\d% binary "
+                            r"\(60 sentences\)", line), line
+    assert "{" not in proc.stdout + proc.stderr  # no dict reprs, on either stream
+    assert re.search(r"^best epoch [\d.]+: dev \d+\.\d% 5-class, \d+\.\d% binary; test ",
+                     proc.stderr, re.MULTILINE), proc.stderr
+    # The recorded command, run again, trains the same model.
+    prov = textlrp.load_model(out).metadata
+    argv = shlex.split(prov["command"])
+    assert argv[:2] == ["textlrp", "train"] and "--no-lowercase" in argv and "--seed" in argv
+    out2 = tmp_path / "again.npz"
+    argv[argv.index("--out") + 1] = str(out2)
+    assert main([*argv[1:], "--no-progress"]) == 0
+    np.testing.assert_array_equal(textlrp.load_model(out2).embedding,
+                                  textlrp.load_model(out).embedding)
 
 
 # --------------------------------------------------------------------------- the bundled model
@@ -116,10 +171,7 @@ def test_default_model_negative_example():
     assert json.dumps(model.metadata)  # provenance is plain JSON
 
 
-SST_DIR = REPO.parent / "shared" / "data" / "sst"
-
-
-@pytest.mark.skipif(not (SST_DIR / "dev.txt").is_file(), reason="SST data not found")
+@requires_sst("dev.txt")
 def test_default_model_dev_accuracy_reproduced_by_the_engine():
     from textlrp.sst import load_sentences
     from textlrp.train import accuracies

@@ -18,6 +18,8 @@ from .io import load_model
 from .model import METHODS, RULES, Model, from_arrays
 from .tokenize import tokenize
 
+# The one place the version is written: pyproject.toml reads it from here (scikit-build-core
+# regex provider), so the installed metadata and textlrp.__version__ cannot disagree.
 __version__ = "0.1.0"
 
 __all__ = [

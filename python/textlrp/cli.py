@@ -107,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     model = _Parser(add_help=False)
-    model.add_argument("-m", "--model", metavar="PATH", default=os.environ.get("TEXTLRP_MODEL"),
+    model.add_argument("-m", "--model", metavar="PATH", default=_model_from_environment(),
                        help="model file (.npz); default: $TEXTLRP_MODEL or the bundled SST-5 model")
 
     source = _Parser(add_help=False)
@@ -168,7 +168,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("info", parents=[model], help="show the model card",
                        description="Architecture, vocabulary, classes and provenance of a model.")
-    p.add_argument("-f", "--format", choices=("text", "json"), default="text")
+    p.add_argument("-f", "--format", choices=("text", "json"), default="text",
+                   help="text: readable lines (default); json: the same card as one JSON object")
     p.set_defaults(func=_cmd_info)
 
     _register_plugins(sub)
@@ -248,14 +249,26 @@ def _silence_stdout() -> None:
 # --------------------------------------------------------------------------- helpers
 
 
+class _FromEnvironment(str):
+    """The --model default read from $TEXTLRP_MODEL. argparse keeps a default object as it is
+    when the option is not given, so errors can tell the user where the path came from."""
+
+
+def _model_from_environment() -> str | None:
+    value = os.environ.get("TEXTLRP_MODEL")
+    return _FromEnvironment(value) if value else None  # empty: unset, as shells mean it
+
+
 def _load_model(args: argparse.Namespace) -> Any:
     from . import load_model
 
     path = args.model
+    from_env = isinstance(path, _FromEnvironment)
+    origin = " (set by the environment variable TEXTLRP_MODEL)" if from_env else ""
     if path is not None and not Path(path).exists():
-        raise FileNotFoundError(f"model file not found: {path}")
+        raise FileNotFoundError(f"model file not found: {path}{origin}")
     if path is not None and Path(path).is_dir():
-        raise IsADirectoryError(f"the model path is a directory, not a file: {path}")
+        raise IsADirectoryError(f"the model path is a directory, not a file: {path}{origin}")
     return load_model(path)
 
 

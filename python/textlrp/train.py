@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import os
 import random
+import shlex
 import sys
 import time
 from collections.abc import Sequence
@@ -346,7 +346,10 @@ def _train(
     net.eval()
     dev_acc = accuracies(_predict_scores(net, dev_x), dev_y)
     test_acc = accuracies(_predict_scores(net, test_x), test_y) if has_test else None
-    log(f"best epoch {best['epoch']}: dev {dev_acc}, test {test_acc}, {seconds:.0f} s")
+    measured = [f"dev {_accuracy_text(dev_acc)}"]
+    if test_acc:
+        measured.append(f"test {_accuracy_text(test_acc)}")
+    log(f"best epoch {best['epoch']:g}: {'; '.join(measured)}; {seconds:.0f} s")
 
     provenance: dict[str, Any] = {
         "command": command,
@@ -448,11 +451,16 @@ def register_cli(subparsers: Any) -> None:
     p.set_defaults(func=_run_cli)
 
 
+# The pin the README gives: the torch the bundled model was trained with (and, unpinned,
+# pip may pull a multi-GB CUDA build).
+TORCH_HINT = "pip install torch==2.13.0"
+
+
 def _run_cli(args: argparse.Namespace) -> int:
     try:
         import torch  # noqa: F401
     except ImportError:
-        raise ValueError("textlrp train needs PyTorch: pip install torch") from None
+        raise ValueError(f"textlrp train needs PyTorch (not installed): {TORCH_HINT}") from None
     cfg = TrainConfig(
         epochs=args.epochs,
         seed=args.seed,
@@ -472,7 +480,41 @@ def _run_cli(args: argparse.Namespace) -> int:
         evals_per_epoch=args.evals_per_epoch,
         progress=not args.no_progress,
     )
-    command = "textlrp " + " ".join(sys.argv[1:]) if sys.argv and "textlrp" in sys.argv[0] else None
-    result = train(args.data, args.out, cfg, command=command)
-    print(json.dumps({"out": str(args.out), "best_epoch": result["best_epoch"], "accuracy": result["accuracy"]}))
+    result = train(args.data, args.out, cfg, command=command_line(args.data, args.out, cfg))
+    print("\n".join(summary_lines(args.out, result)))
     return 0
+
+
+def command_line(data: str, out: str, cfg: TrainConfig) -> str:
+    """The ``textlrp train`` command that repeats a run, rebuilt from the parsed values (not
+    from sys.argv): --data, --out, the seed, and every setting that differs from its default."""
+    words = ["textlrp", "train", "--data", str(data), "--out", str(out)]
+    defaults = TrainConfig().as_dict()
+    for name, value in cfg.as_dict().items():
+        if name == "head_bias" or (value == defaults[name] and name != "seed"):
+            continue  # head_bias has no option; the seed is always shown
+        flag = "--" + name.replace("_", "-")
+        if isinstance(value, bool):
+            words.append(flag if value else "--no-" + name.replace("_", "-"))
+        else:
+            words += [flag, _number(value)]
+    return shlex.join(words)
+
+
+def _number(value: float) -> str:
+    if isinstance(value, int):
+        return str(value)
+    short = f"{value:g}"  # 5 for 5.0, 0.002; repr only where %g would round
+    return short if float(short) == value else repr(value)
+
+
+def summary_lines(out: str | os.PathLike[str], result: dict[str, Any]) -> list[str]:
+    """What ``textlrp train`` prints when it is done: ``key: value`` lines."""
+    lines = [f"model: {out}", f"best epoch: {result['best_epoch']:g}"]
+    for split, acc in result["accuracy"].items():
+        lines.append(f"{split} accuracy: {_accuracy_text(acc)} ({acc['n']} sentences)")
+    return lines
+
+
+def _accuracy_text(acc: dict[str, Any]) -> str:
+    return f"{acc['fine']:.1%} 5-class, {acc['binary']:.1%} binary"
