@@ -1,0 +1,90 @@
+"""The C++ engine against tests/reference.py (the numpy twin of docs/algorithm.md) on every
+architecture it accepts: LSTM and GRU x last / mean / max / attention x token / continuous
+inputs x 1-3 layers x uni / bi x heads of 1-3 layers (C = 1 included: regression) x lengths
+1..60, in mixed-length batches with deleted positions. float64, 1e-10 relative to the largest
+value (see conftest.assert_close)."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+import reference as ref
+from conftest import assert_close, lrp_tolerance, make_random_spec
+
+import textlrp
+from textlrp.methods import RULES
+
+CELLS = ("lstm", "gru", ("gru", "lstm", "gru"))
+POOLINGS = ("last", "mean", "max", "attention")
+
+
+def grid():
+    rng = np.random.default_rng(77)
+    out = []
+    for cell, pooling, continuous in itertools.product(CELLS, POOLINGS, (False, True)):
+        n_layers = 3 if isinstance(cell, tuple) else int(rng.integers(1, 4))
+        layers = tuple((int(rng.integers(2, 7)), bool(rng.integers(2))) for _ in range(n_layers))
+        n_head = int(rng.integers(1, 4))
+        head = tuple((int(rng.integers(2, 6)), bool(rng.integers(2))) for _ in range(n_head - 1))
+        C = int(rng.choice([1, 2, 4]))
+        head = head + ((None, bool(rng.integers(2))),)
+        name = "-".join(cell) if isinstance(cell, tuple) else cell
+        out.append(pytest.param(dict(cell=cell, layers=layers, pooling=pooling, continuous=continuous,
+                                     head=head, C=C, e=int(rng.integers(2, 6))),
+                                id=f"{name}-{pooling}-{'cont' if continuous else 'tok'}-L{n_layers}-H{n_head}-C{C}"))
+    return out
+
+
+def batch(rng, spec, lengths):
+    if spec.embedding is None:
+        return [rng.standard_normal((T, spec.input_size)) for T in lengths]
+    return [rng.integers(0, spec.vocab_size, T) for T in lengths]
+
+
+LENGTHS = (1, 60, 7, 2, 23, 1, 14, 3)
+
+
+@pytest.mark.parametrize("kw", grid())
+def test_engine_matches_reference(kw):
+    rng = np.random.default_rng(abs(hash(str(kw))) % 2**32)
+    spec = make_random_spec(rng, **kw)
+    model = textlrp.Model(spec)
+    xs = batch(rng, spec, LENGTHS)
+    deleted = [sorted(set(rng.integers(0, len(x), int(rng.integers(0, 3))).tolist())) if len(x) > 1
+               else [] for x in xs]
+    assert_close(model.predict(xs, deleted=deleted),
+                 np.stack([ref.forward(spec, x, d) for x, d in zip(xs, deleted)]), what="scores")
+    rules = RULES if "gru" not in str(kw["cell"]) else ("signal-take-all",)
+    for rule, bf, eps in itertools.product(rules, (0.0, 1.0), (1e-3, 0.1)):
+        exps = model.explain_batch(xs, rule=rule, bias_factor=bf, eps=eps, deleted=deleted)
+        for x, d, e in zip(xs, deleted, exps):
+            R, R_in, rest = ref.lrp(spec, x, e.target, eps=eps, bias_factor=bf, rule=rule, deleted=d)
+            tol = lrp_tolerance(eps)
+            what = f"{rule} bf={bf} eps={eps} T={len(x)}"
+            assert_close(e.embedding_relevance, R_in, rel=tol, what=what)
+            assert_close(e.relevance, R, rel=tol, what=what)
+            assert abs(e.rest - rest) <= tol * max(1.0, np.abs(R_in).max(), abs(rest)), what
+    for e, x, d in zip(model.explain_batch(xs, method="gi", deleted=deleted), xs, deleted):
+        assert_close(e.embedding_relevance, ref.gradient(spec, x, e.target, d), what="gradient")
+        assert_close(e.relevance, ref.gi(spec, x, e.target, d), what="gi")
+    for e, x, d in zip(model.explain_batch(xs, method="sa", deleted=deleted), xs, deleted):
+        assert_close(e.relevance, ref.sa(spec, x, e.target, d), what="sa")
+    for e, x, d in zip(model.explain_batch(xs, method="occlusion", deleted=deleted), xs, deleted):
+        assert_close(e.relevance, ref.occlusion(spec, x, e.target, d), what="occlusion")
+
+
+@pytest.mark.parametrize("cell", ("lstm", "gru"))
+@pytest.mark.parametrize("pooling", POOLINGS)
+def test_all_lengths_1_to_60(cell, pooling):
+    """Every length 1..60 in one batch (groups of eight run in lock step: every mix of lengths
+    inside a group is exercised)."""
+    rng = np.random.default_rng(5)
+    spec = make_random_spec(rng, cell=cell, layers=((4, True), (3, False)), pooling=pooling)
+    model = textlrp.Model(spec)
+    xs = batch(rng, spec, range(1, 61))
+    for x, e in zip(xs, model.explain_batch(xs, bias_factor=1.0)):
+        R, R_in, rest = ref.lrp(spec, x, e.target, bias_factor=1.0)
+        assert_close(e.relevance, R, what=f"T={len(x)}")
+        assert abs(e.rest - rest) <= 1e-10 * max(1.0, np.abs(R_in).max())
