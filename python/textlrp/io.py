@@ -544,8 +544,9 @@ def _decode_header(raw: bytes, fail: Callable[[str], NoReturn]) -> dict[str, Any
         value, depth = stack.pop()
         if depth > MAX_JSON_DEPTH:
             fail(f"the header is nested more than {MAX_JSON_DEPTH} levels deep")
-        children = value.values() if isinstance(value, dict) else value
-        stack.extend((c, depth + 1) for c in children if isinstance(c, (dict, list)))
+        children = list(value.values()) if isinstance(value, dict) else value
+        if not {dict, list}.isdisjoint(map(type, children)):  # a vocab list holds none
+            stack.extend((c, depth + 1) for c in children if isinstance(c, (dict, list)))
     if not isinstance(header, dict):
         fail("the header must be a JSON object")
     return header
@@ -591,7 +592,7 @@ def _list(value: Any, what: str, fail: Callable[[str], NoReturn]) -> list[Any]:
 
 def _strings(value: Any, what: str, n: int, of: str, fail: Callable[[str], NoReturn]
              ) -> list[str]:
-    if not isinstance(value, list) or not all(isinstance(s, str) for s in value):
+    if not isinstance(value, list) or not set(map(type, value)) <= {str}:
         fail(f"'{what}' must be a list of strings or null")
     if len(value) != n:
         fail(f"{what} has {len(value)} entries but {of.format(n)}")
