@@ -153,15 +153,16 @@ def card_numbers() -> dict[str, float]:
 def test_default_model_matches_model_card():
     path = default_model_path()
     assert path.stat().st_size < 10 * 2**20
-    content = read_model_file(path)
-    acc = content["metadata"]["accuracy"]
+    spec, extras = read_model_file(path)
+    acc = extras["metadata"]["accuracy"]
     card = card_numbers()
     for split in ("dev", "test"):
         assert round(100 * acc[split]["fine"], 1) == card[f"{split}_fine"]
         assert round(100 * acc[split]["binary"], 1) == card[f"{split}_binary"]
     assert acc["test"]["fine"] >= 0.47
-    assert content["header"]["architecture"]["lstm"] == [{"input_size": 60, "hidden_sizes": [60, 60]}]
-    assert content["header"]["architecture"]["head"] == [{"in_features": 120, "out_features": 5, "bias": False}]
+    arch = spec.describe()
+    assert arch["layers"] == [{"cell": "lstm", "directions": 2, "hidden": 60}]
+    assert arch["head"] == [{"in": 120, "out": 5, "bias": False}] and arch["pooling"] == "last"
 
 
 def test_default_model_negative_example():

@@ -17,6 +17,7 @@ import dataclasses
 import json
 import math
 import os
+import re
 import shutil
 import sys
 import time
@@ -888,7 +889,8 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 
 def model_card(model: Any, path: str | None) -> dict[str, Any]:
-    """What `textlrp info` shows, as a JSON-ready dict."""
+    """What `textlrp info` shows, as a JSON-ready dict (``card``: the model card text the
+    file carries, or None)."""
     layers = [{"directions": len(layer), "hidden": int(layer[0]["W_hh"].shape[1])}
               for layer in model.lstm_layers]
     head = [{"in": int(h["W"].shape[1]), "out": int(h["W"].shape[0]), "bias": h["b"] is not None}
@@ -905,7 +907,39 @@ def model_card(model: Any, path: str | None) -> dict[str, Any]:
         "lowercase": bool(model.lowercase),
         "dtype": str(getattr(model.dtype, "name", model.dtype)),
         "metadata": render._jsonable(dict(model.metadata or {})),
+        "card": getattr(model, "card", None),
     }
+
+
+# Terminal control sequences: CSI (ESC [ or 0x9b ... final byte), terminated OSC/DCS/SOS/PM/APC
+# strings (up to BEL or ST), and any other ESC + one character (so an unterminated string loses
+# its introducer and its text stays visible).
+_CONTROL_SEQUENCE = re.compile(
+    r"(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]?"
+    r"|(?:\x1b[\]PX^_]|[\x90\x98\x9d\x9e\x9f])[^\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c)"
+    r"|\x1b.?", re.DOTALL)
+
+
+def _terminal_safe(text: str, newlines: bool = False) -> str:
+    """``text`` from a model file made harmless for a terminal: control sequences removed,
+    any other non-printable character (C0/C1 controls, bidi overrides, ...) shown as U+FFFD.
+    ``newlines``: keep line breaks (the model card)."""
+    text = _CONTROL_SEQUENCE.sub("", text.expandtabs(4) if newlines else text)
+    return "".join(c if c.isprintable() or (newlines and c == "\n") else "\ufffd" for c in text)
+
+
+def _json_safe(text: str) -> str:
+    """JSON text with every non-printable character inside its strings \\u-escaped (json.dumps
+    leaves C1 controls and bidi overrides raw); the escaped JSON decodes to the same data."""
+    def escape(c: str) -> str:
+        if c == "\n" or c.isprintable():  # newlines only occur between values (indent)
+            return c
+        code = ord(c)
+        if code > 0xFFFF:  # a surrogate pair, as JSON spells characters beyond the BMP
+            code -= 0x10000
+            return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
+        return f"\\u{code:04x}"
+    return "".join(escape(c) for c in text)
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
@@ -913,11 +947,11 @@ def _cmd_info(args: argparse.Namespace) -> int:
 
     model = _load_model(args)
     path = args.model if args.model else str(default_model_path())
-    card = model_card(model, path)
+    info = model_card(model, path)
     if args.format == "json":
-        print(json.dumps(card, ensure_ascii=False, indent=2, allow_nan=False))
+        print(_json_safe(json.dumps(info, ensure_ascii=False, indent=2, allow_nan=False)))
         return 0
-    arch = card["architecture"]
+    arch = info["architecture"]
     lstm = " → ".join(
         f"{'bidirectional ' if a['directions'] == 2 else ''}LSTM {a['hidden']}"
         + (" per direction" if a["directions"] == 2 else "") for a in arch["lstm"])
@@ -926,17 +960,23 @@ def _cmd_info(args: argparse.Namespace) -> int:
     rows = [
         ("model", path),
         ("architecture", f"embedding {arch['vocab_size']}×{arch['embedding_dim']} → {lstm} → {head}"),
-        ("vocabulary", f"{card['vocab_size']} entries" + ("" if card["has_vocab"] else " (ids only)")
-         + f", unknown token {card['unk_token']!r}, lowercase {'yes' if card['lowercase'] else 'no'}"),
-        ("classes", ", ".join(f"{k} {c}" for k, c in enumerate(card["class_names"]))),
-        ("dtype", card["dtype"]),
+        ("vocabulary", f"{info['vocab_size']} entries" + ("" if info["has_vocab"] else " (ids only)")
+         + f", unknown token {info['unk_token']!r}, lowercase {'yes' if info['lowercase'] else 'no'}"),
+        ("classes", ", ".join(f"{k} {c}" for k, c in enumerate(info["class_names"]))),
+        ("dtype", info["dtype"]),
     ]
     width = max(len(k) for k, _ in rows)
     lines = [f"{k.ljust(width)}  {v}" for k, v in rows]
-    if card["metadata"]:
+    if info["metadata"]:
         lines.append("metadata")
-        lines.extend(_describe_metadata(card["metadata"], indent=2))
-    print("\n".join(lines))
+        lines.extend(_describe_metadata(info["metadata"], indent=2))
+    # Everything below came from the file: no string of it may drive the terminal.
+    text = "\n".join(_terminal_safe(line) for line in lines)
+    if info["card"]:
+        text += "\n\nmodel card\n\n" + _terminal_safe(info["card"].strip("\n"), newlines=True)
+    else:
+        text += "\n\nmodel card: none (this model file carries no card)"
+    print(text)
     return 0
 
 
