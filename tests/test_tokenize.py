@@ -79,7 +79,8 @@ def test_very_long_text():
 
 @pytest.mark.skipif(not (SST_DIR / "dev.txt").is_file(), reason="SST data not found")
 def test_reproduces_sst_tokenisation_of_detokenised_dev_sentences():
-    from nltk.tokenize.treebank import TreebankWordDetokenizer
+    treebank = pytest.importorskip("nltk.tokenize.treebank", reason="needs nltk (the test extra)")
+    TreebankWordDetokenizer = treebank.TreebankWordDetokenizer
 
     from textlrp.sst import load_sentences
 
