@@ -10,14 +10,14 @@ vocabulary is.
 
 :func:`tokenize_reference` computes exactly that with nltk (imported only when it
 is called; nltk is not a dependency of textlrp). :func:`tokenize` gives the same
-tokens ~15-20x faster, without nltk: it applies nltk's rewriting steps in nltk's
+tokens 13-25x faster, without nltk: it applies nltk's rewriting steps in nltk's
 order to the same string, but skips each step a substring test shows cannot
 change anything, does the steps that pad or replace fixed strings with
-``str.replace``, and recasts the others as patterns that start with a literal.
+``str.replace``, and recasts the clitic patterns to start with a literal.
 Parity with nltk >= 3.10.4 is tested on every SST sentence and on generated hard
 cases (tests/test_tokenize_parity.py); older nltk, which ran the patterns on the
 stdlib ``re``, differed only for U+001C..U+001F after a final period and for the
-digits of recent Unicode versions after a comma.
+digits of recent Unicode versions after a comma or colon.
 """
 
 from __future__ import annotations
@@ -103,7 +103,7 @@ def _split_inner_periods(tokens: list[str]) -> list[str]:
 
 def tokenize_reference(text: str, *, lowercase: bool = False) -> list[str]:
     """:func:`tokenize` computed with nltk's TreebankWordTokenizer, the definition it is
-    tested against. Needs nltk (``pip install nltk``); ~15-20x slower than :func:`tokenize`.
+    tested against. Needs nltk (``pip install nltk``); 13-25x slower than :func:`tokenize`.
     """
     _check_type(text)
     text = unicodedata.normalize("NFC", text).translate(_TRANSLATE)
