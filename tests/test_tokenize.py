@@ -76,7 +76,8 @@ def test_very_long_text():
 
 @requires_sst("dev.txt")
 def test_reproduces_sst_tokenisation_of_detokenised_dev_sentences():
-    from nltk.tokenize.treebank import TreebankWordDetokenizer
+    treebank = pytest.importorskip("nltk.tokenize.treebank", reason="needs nltk (the test extra)")
+    TreebankWordDetokenizer = treebank.TreebankWordDetokenizer
 
     from textlrp.sst import load_sentences
 
