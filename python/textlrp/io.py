@@ -144,31 +144,16 @@ def _build_model(spec: ModelSpec, **extras: Any) -> Any:
     """A :class:`textlrp.Model` from a checked spec and the file's extras."""
     from .model import Model
 
-    if spec.embedding is None or spec.pooling != "last" or any(
-            r.cell != "lstm" for r in spec.layers):
-        arch = spec.describe()
-        raise NotImplementedError(
-            f"this textlrp version builds LSTM models over an embedding with 'last' pooling "
-            f"only; the file holds {arch['input']} input, cells "
-            f"{[r['cell'] for r in arch['layers']]}, pooling {arch['pooling']!r}")
-    card = extras.pop("card", None)
-    layers = [[{"W_ih": d.W_ih, "W_hh": d.W_hh, "b": d.b_ih + d.b_hh} for d in r.directions]
-              for r in spec.layers]
-    head = [{"W": h.W, "b": h.b} for h in spec.head]
-    model = Model(spec.embedding, layers, head, dtype=spec.dtype, **extras)
-    model.card = card
-    return model
+    return Model(spec, dtype=spec.dtype, **extras)
 
 
 def _model_parts(model: Any) -> tuple[ModelSpec, dict[str, Any]]:
-    """(spec, extras) of a Model: what a model file stores."""
-    spec = getattr(model, "spec", None)
-    if spec is None:
-        spec = _legacy_spec(model.embedding, model.lstm_layers, model.head)
-    extras = {"vocab": model.vocab, "class_names": model.class_names,
+    """(spec, extras) of a Model: what a model file stores (class_names None: regression)."""
+    extras = {"vocab": model.vocab,
+              "class_names": None if model.regression else model.class_names,
               "unk_token": model.unk_token, "lowercase": model.lowercase,
-              "metadata": model.metadata, "card": getattr(model, "card", None)}
-    return spec, extras
+              "metadata": model.metadata, "card": model.card}
+    return model.spec, extras
 
 
 def _legacy_spec(embedding: Any, lstm_layers: Any, head: Any) -> ModelSpec:
