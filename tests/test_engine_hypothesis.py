@@ -31,7 +31,7 @@ def cases(draw):
     return m, batch, deleted
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=30, deadline=None, derandomize=True)
 @given(case=cases(), rule=st.sampled_from(ref.RULES),
        eps=st.sampled_from([1e-6, 1e-3, 0.1, 1.0]), bias_factor=st.sampled_from([0.0, 0.5, 1.0]),
        target=st.one_of(st.none(), st.integers(0, 4)))
@@ -56,7 +56,7 @@ def test_lrp_matches_reference(case, rule, eps, bias_factor, target):
             assert abs(e.relevance.sum() + e.rest - e.scores[e.target]) <= tol * scale
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=30, deadline=None, derandomize=True)
 @given(case=cases(), target=st.one_of(st.none(), st.integers(0, 4)))
 def test_gradients_and_occlusion_match_reference(case, target):
     m, batch, deleted = case

@@ -7,6 +7,7 @@ value (see conftest.assert_close)."""
 from __future__ import annotations
 
 import itertools
+import zlib
 
 import numpy as np
 import pytest
@@ -48,7 +49,7 @@ LENGTHS = (1, 60, 7, 2, 23, 1, 14, 3)
 
 @pytest.mark.parametrize("kw", grid())
 def test_engine_matches_reference(kw):
-    rng = np.random.default_rng(abs(hash(str(kw))) % 2**32)
+    rng = np.random.default_rng(zlib.crc32(repr(sorted(kw.items())).encode()))  # stable per case
     spec = make_random_spec(rng, **kw)
     model = textlrp.Model(spec)
     xs = batch(rng, spec, LENGTHS)
