@@ -15,7 +15,7 @@ import re
 import unicodedata
 from functools import lru_cache
 
-__all__ = ["tokenize"]
+__all__ = ["display_token", "tokenize"]
 
 # Typographic characters -> the ASCII the treebank was written in.
 _TRANSLATE = str.maketrans(
@@ -92,3 +92,19 @@ def tokenize(text: str, *, lowercase: bool = False) -> list[str]:
     if lowercase:
         tokens = [t.lower() for t in tokens]
     return tokens
+
+
+# The treebank escapes, undone for showing a token to a person. Lowercase forms too:
+# a lowercasing model's tokens are "-lrb-", not "-LRB-".
+_DISPLAY = {"-LRB-": "(", "-RRB-": ")", "-LSB-": "[", "-RSB-": "]", "-LCB-": "{", "-RCB-": "}",
+            "``": '"', "''": '"', "`": "'"}
+_DISPLAY.update({k.lower(): v for k, v in _DISPLAY.items()})
+
+
+def display_token(token: str) -> str:
+    """The token as the user wrote it: ``-LRB-`` -> ``(``, ```` `` ```` and ``''`` -> ``"``.
+
+    Only the treebank's escapes change; every other token is returned as it is. The
+    treebank form stays the one the vocabulary is looked up with.
+    """
+    return _DISPLAY.get(token, token)
