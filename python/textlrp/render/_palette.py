@@ -28,7 +28,7 @@ RAMPS: dict[str, dict[int, tuple[str, ...]]] = {
 # continuous ramp lands on greys for weak values and on magenta (125) near the red end.
 XTERM = {
     "light": {+1: (224, 216, 209, 167, 124), -1: (189, 153, 110, 68, 25)},
-    "dark": {+1: (52, 88, 124, 131, 167), -1: (17, 24, 25, 32, 68)},
+    "dark": {+1: (52, 88, 124, 160, 196), -1: (17, 24, 25, 32, 39)},
 }
 THEMES = tuple(RAMPS)
 BLACK: Color = (0, 0, 0)  # with white, one of the two always reaches 4.58:1

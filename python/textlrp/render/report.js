@@ -54,6 +54,7 @@
 
     recs.forEach(function (r, i) {
       r.i = i;
+      if (typeof r.w === "string") r.w = r.w.split(" ");
       if (r.e !== undefined) {
         failed++;
         r.k = "failed";
@@ -111,21 +112,22 @@
       for (var s = -steps; s <= steps; s++) {
         if (s !== 0) ramp.appendChild(el("i", (s < 0 ? "n" : "p") + Math.abs(s)));
       }
-      add(legend, "against ", ramp, " for the explained class · ",
-          el("span", "tlrp-unk", "dotted"), ": not in the vocabulary · ");
       var note;
       if (meta.scale === "sentence") {
-        note = "colours scaled per text: its largest |relevance| is full colour";
+        note = "colour scale: each text's largest |relevance| is full colour";
       } else if (meta.scale === "report") {
-        note = "one scale for the whole report: |relevance| " + numberFormat(reportMax)(reportMax)
-          .slice(1) + " (the largest) is full colour";
+        note = "colour scale: one for the whole report, |relevance| " +
+          numberFormat(reportMax)(reportMax).slice(1) + " (the largest) is full colour";
       } else {
-        note = "fixed scale: |relevance| ≥ " + meta.scale + " is full colour";
+        note = "colour scale: fixed, |relevance| ≥ " + meta.scale + " is full colour";
       }
-      add(legend, note, " · ");
+      legend.appendChild(add(el("div"), "against ", ramp, " for the explained class · " + note));
     }
-    add(legend, "bars: probability of each class, ");
-    add(legend, bdi(classes[0]), " … ", bdi(classes[classes.length - 1]));
+    var key = el("div");
+    if (explain) add(key, el("span", "tlrp-unk", "dotted"), ": not in the vocabulary · ");
+    add(key, "bars: probability of each class, ", bdi(classes[0]), " … ",
+        bdi(classes[classes.length - 1]), " (hover for the numbers, or tick numbers)");
+    legend.appendChild(key);
 
     // ---------------------------------------------------------------- controls
     var bar = el("div", "tlrp-bar");
