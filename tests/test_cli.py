@@ -767,7 +767,7 @@ def test_console_html_report_with_labels_and_all_classes(model_path, tmp_path):
     assert [r["n"] for r in records] == [2, 3, 4]
     assert records[0]["g"] == 2 and records[1]["g"] == 4 and "not a class" in records[2]["e"]
     assert [row[0] for row in records[0]["r"]] == list(range(len(CLASSES)))  # one record, 5 rows
-    assert records[0]["w"] == ["great", "fun", "(", "really", ")"]
+    assert records[0]["w"] == "great fun ( really )"  # tokens joined by spaces
     recs = json_lines(console("predict", "-m", model_path, "-i", path, "--column", "2",
                               "--label-column", "1", "--header", "-q").stdout)
     assert recs[0]["label"] == 2 and recs[0]["label_name"] == "neutral"
