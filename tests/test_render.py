@@ -689,7 +689,15 @@ def test_browser_filters_sorts_and_counts(tmp_path):
     assert out["shownum"] and re.search(r"[-+]\d\.\d\d", out["after"])
 
 
-def test_pages_of_any_size_parse(tmp_path):
-    # math check on the number helper used by the page's data
+@needs_chromium
+def test_browser_draws_a_notebook_fragment_without_controls(tmp_path):
+    exp = make_exp(["-lrb-", "not", "-rrb-", "bad"], [0.5, -1.0, 0.25, 2.0])
+    page = "<!DOCTYPE html><html><body><p>cell</p>" + exp._repr_html_() + "</body></html>"
+    out = in_chromium(tmp_path, page)
+    assert out["ready"] == "1" and out["items"] == 1 and out["selects"] == 0
+    assert out["tokens"] == ["(", "not", ")", "bad"]
+
+
+def test_number_helper_of_the_page_data():
     assert render.html._num(0.0, 2) == "0" and render.html._num(-0.004, 2) == "-4.0e-03"
     assert render.html._num(math.inf, 2) == "null" and render.html._num(1.2345, 2) == "1.23"

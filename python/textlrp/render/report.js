@@ -126,7 +126,8 @@
     var key = el("div");
     if (explain) add(key, el("span", "tlrp-unk", "dotted"), ": not in the vocabulary · ");
     add(key, "bars: probability of each class, ", bdi(classes[0]), " … ",
-        bdi(classes[classes.length - 1]), " (hover for the numbers, or tick numbers)");
+        bdi(classes[classes.length - 1]), recs.length > 1 ? " (hover for the numbers, or tick numbers)"
+          : " (hover for the numbers)");
     legend.appendChild(key);
 
     // ---------------------------------------------------------------- controls
@@ -169,7 +170,9 @@
     more.type = "button";
     var anchor = root.querySelector(".tlrp-top") || root.firstChild;
     var box = el("div");
-    add(box, summary, legend, bar, list, more);
+    // One text (a notebook cell, `textlrp explain TEXT -f html`) needs no summary or controls.
+    if (recs.length > 1) add(box, summary, legend, bar, list, more);
+    else add(box, legend, list, more);
     root.insertBefore(box, anchor ? anchor.nextSibling : null);
     var fallback = root.querySelector(".tlrp-fallback");
     if (fallback) fallback.remove();
