@@ -76,6 +76,11 @@ def assert_user_error(capsys, *argv, match=""):
     return lines[0]
 
 
+def softmax(s):
+    e = np.exp(np.asarray(s) - np.max(s))
+    return e / e.sum()
+
+
 def json_lines(text):
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 
@@ -134,14 +139,14 @@ def test_values_and_theme(capsys, model_path):
     exp = _random_model().explain(SENTENCE)
     words = re.sub(r"\x1b\[[0-9;]*m", "", light.splitlines()[0]).split()
     assert len(words) == len(exp.tokens)
-    for word, token, r in zip(words, exp.tokens, exp.relevance):
-        assert word.startswith(token)
-        assert float(word[len(token):]) == pytest.approx(r, abs=0.01)  # the number beside it
+    for word, token, r in zip(words, exp.display, exp.relevance):
+        assert word.startswith(token + "(") and word.endswith(")")
+        assert float(word[len(token) + 1:-1]) == pytest.approx(r, abs=0.005)  # the number beside it
 
 
 def test_oov_marked(capsys, model_path):
     out = ok(capsys, "explain", "-m", model_path, "the zorblax movie")
-    assert "zorblax?(" in out and "?: unknown word" in out
+    assert "zorblax[?](" in out and "[?]: not in the vocabulary" in out
     out = ok(capsys, "explain", "-m", model_path, "the zorblax movie", "--color", "always")
     assert "\x1b[4m" in out and "underlined" in out
 
@@ -207,12 +212,13 @@ def test_formats_to_output_file(capsys, model_path, tmp_path, fmt):
     assert ok(capsys, "explain", "-m", model_path, SENTENCE, "-f", fmt, "-o", out_file) == ""
     text = out_file.read_text(encoding="utf-8")
     if fmt == "html":
-        assert text.startswith("<!DOCTYPE html>") and text.count('class="tlrp-item"') == 1
+        from test_render import report_data
+        assert text.startswith("<!DOCTYPE html>") and len(report_data(text)[1]) == 1
     elif fmt == "json":
         assert len(json_lines(text)) == 1
     elif fmt == "tsv":
         rows = text.splitlines()
-        assert rows[0] == "target\tposition\ttoken\trelevance\toov" and len(rows) == 1 + 8
+        assert rows[0] == "target\tposition\ttoken\tdisplay\trelevance\toov" and len(rows) == 1 + 8
     else:
         assert ESC not in text and "great(" in text  # a file is not a terminal
 
@@ -228,8 +234,11 @@ def test_format_follows_output_suffix(capsys, model_path, tmp_path, suffix, mark
 def test_html_report_escapes_the_text(capsys, model_path):
     evil = '<script>alert(1)</script> " onmouseover="x'
     out = ok(capsys, "explain", "-m", model_path, evil, "-f", "html", "--title", "<i>t</i>")
-    assert "<script>" not in out and "onmouseover=\"" not in out and "<i>t</i>" not in out
+    markup = re.sub(r'<script type="application/json".*?</script>', "", out, flags=re.DOTALL)
+    assert out.count("<script") == 3 and "onmouseover=" not in markup and "<i>t</i>" not in out
     assert "&lt;i&gt;t&lt;/i&gt;" in out
+    from test_render import report_data
+    assert report_data(out)[1][0]["s"] == evil  # in the data, as data
 
 
 def test_model_from_environment(capsys, model_path, monkeypatch):
@@ -348,18 +357,19 @@ def test_corpus_html_report_is_one_escaped_page(capsys, model_path, tmp_path):
     ok(capsys, "explain", "-m", model_path, "-i", path, "-o", out_file, "--title", "SST <dev>")
     page = out_file.read_text(encoding="utf-8")
     assert page.count("<!DOCTYPE html>") == 1 and page.rstrip().endswith("</html>")
-    assert page.count('class="tlrp-item"') == len(CORPUS)
-    assert page.count("tlrp-err") >= 3 and "<script>" not in page and "SST &lt;dev&gt;" in page
-    assert "4 sentences, 3 lines with errors" in page
-    from test_render import assert_balanced
-    assert_balanced(page)
+    from test_render import report_data
+    meta, records = report_data(page)
+    assert [r["n"] for r in records] == list(range(1, len(CORPUS) + 1))
+    assert sum("e" in r for r in records) == 3 and records[1]["e"] == "empty line"
+    assert records[6]["s"] == "<script>alert(1)</script>" and page.count("<script") == 3
+    assert "SST &lt;dev&gt;" in page and meta["classes"] == CLASSES
 
 
 def test_corpus_tsv_and_ansi(capsys, model_path, tmp_path):
     path = write(tmp_path, "c.txt", b"great fun\n\nbad plot\n")
     code, out, err = run(capsys, "explain", "-m", model_path, "-i", path, "-f", "tsv")
     rows = out.splitlines()
-    assert code == 0 and rows[0] == "line\ttarget\tposition\ttoken\trelevance\toov"
+    assert code == 0 and rows[0] == "line\ttarget\tposition\ttoken\tdisplay\trelevance\toov"
     assert [r.split("\t")[0] for r in rows[1:]] == ["1", "1", "3", "3"]
     assert "line 2: empty line" in err
     out = ok(capsys, "explain", "-m", model_path, "-i", path, "-f", "ansi")
@@ -433,7 +443,10 @@ def test_predict_corpus_formats(capsys, model_path, tmp_path, fmt):
         rows = out.splitlines()
         assert rows[0].startswith("line\ttext\tprediction\tp_very negative") and len(rows) == 3
     elif fmt == "html":
-        assert out.count('class="tlrp-item"') == 3 and "tlrp-probs" in out
+        from test_render import report_data
+        meta, records = report_data(out)
+        assert meta["kind"] == "predict" and len(records) == 3 and "r" not in records[0]
+        np.testing.assert_allclose(records[2]["q"], softmax(expected[1]), atol=6e-4)
     else:
         assert out.splitlines()[0].startswith("#1 predicted ") and "#2 error: empty line" in out
 
@@ -501,6 +514,12 @@ def test_non_ascii_text_survives(capsys, model_path, tmp_path):
     (["explain", "hi", "--method", "magic"], "invalid choice"),
     (["explain", "hi", "--rule", "z"], "invalid choice"),
     (["explain", "hi", "--format", "pdf"], "invalid choice"),
+    (["explain", "hi", "--output", "report.pdf"], "cannot tell the output format"),
+    (["explain", "hi", "--output", "report"], "give --format"),
+    (["explain", "hi", "--scale", "0"], "positive"),
+    (["explain", "hi", "--scale", "paragraph"], "sentence"),
+    (["explain", "hi", "--scale", "report", "-f", "tsv"], "the tsv format has none"),
+    (["predict", "--input", "-", "--label-column", "1"], "--label-column needs --column"),
     (["explain", "hi", "--color", "pink"], "invalid choice"),
     (["explain", "hi", "--no-such-option"], "unrecognized"),
     (["explain", "hi", "--all-classes", "--target", "0"], "--all-classes"),
@@ -634,3 +653,122 @@ def test_default_model(capsys):
     rec = json_lines(ok(capsys, "explain", "-f", "json", "a gripping , beautifully acted film"))[0]
     assert rec["class_names"] and rec["prediction_name"] in rec["class_names"]
     assert "model" in ok(capsys, "info")
+
+
+# --------------------------------------------------------------------------- the console script
+
+TEXTLRP = Path(sys.executable).with_name("textlrp")  # the entry point pip installed here
+
+
+def console(*argv, env=None, stdin=None):
+    if not TEXTLRP.exists():
+        pytest.skip(f"the console script is not installed (looked for {TEXTLRP})")
+    return subprocess.run([str(TEXTLRP), *map(str, argv)], capture_output=True, text=True,
+                          env=_subprocess_env() if env is None else env, input=stdin,
+                          timeout=120, check=False)
+
+
+def assert_one_line_error(proc, match):
+    assert proc.returncode == 2, (proc.returncode, proc.stderr)
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("textlrp: error: ") and match in lines[0], \
+        proc.stderr
+    return lines[0]
+
+
+def test_console_unknown_output_suffix_is_an_error(model_path, tmp_path):
+    target = tmp_path / "report.pdf"
+    line = assert_one_line_error(console("explain", "-m", model_path, SENTENCE, "-o", target),
+                                 "cannot tell the output format")
+    assert ".html" in line and "--format" in line and not target.exists()
+    assert_one_line_error(console("explain", "-m", model_path, SENTENCE, "-o", tmp_path / "x"),
+                          "no suffix")
+    # an explicit format needs no known suffix
+    proc = console("explain", "-m", model_path, SENTENCE, "-f", "json", "-o", target)
+    assert proc.returncode == 0 and json.loads(target.read_text())["tokens"]
+
+
+def test_console_formats_come_from_the_registry(model_path):
+    from textlrp import render
+
+    proc = console("explain", "--help")
+    assert proc.returncode == 0
+    text = " ".join(proc.stdout.split())
+    assert "{" + ",".join(render.format_names()) + "}" in text
+    for name, cls in render.WRITERS.items():
+        assert f"{name}: {cls.help}" in text
+    for suffix, name in render.suffix_formats().items():
+        assert f"{suffix} {name}" in text
+
+
+def test_console_plain_text_shows_words_as_written(model_path):
+    proc = console("explain", "-m", model_path, 'the "zorblax" ( movie ) ?', "--color", "never")
+    assert proc.returncode == 0, proc.stderr
+    words, summary, legend = proc.stdout.splitlines()
+    assert ESC not in proc.stdout
+    parsed = [re.fullmatch(r"(.+?)(\[\?\])?\(([-+]\d+\.\d\d)\)", w) for w in words.split()]
+    assert all(parsed), words
+    assert [m.group(1) for m in parsed] == ["the", '"', "zorblax", '"', "(", "movie", ")", "?"]
+    # the small test model knows neither the word nor the treebank escapes
+    assert [bool(m.group(2)) for m in parsed] == [False, True, True, True, True, False, True, True]
+    assert "-lrb-" not in words and "``" not in words and "''" not in words
+    assert re.search(r"\(score -?\d+\.\d\d, p \d\.\d\d\)", summary)
+    assert re.search(r"sum [-+]\d+\.\d\d", summary) and "[?]: not in the vocabulary" in legend
+
+
+def test_console_colours_values_and_the_scale_in_the_legend(model_path):
+    env = {**_subprocess_env(), "COLORTERM": "truecolor"}
+    proc = console("explain", "-m", model_path, SENTENCE, "--color", "always", "--values",
+                   "--scale", "2", env=env)
+    assert proc.returncode == 0, proc.stderr
+    first = proc.stdout.splitlines()[0]
+    assert "\x1b[48;2;" in first
+    # every number follows a reset, in parentheses: never glued to the coloured word
+    assert len(re.findall(r"\x1b\[0m\x1b\[2m\([-+]\d+\.\d\d\)\x1b\[0m", first)) == 8
+    assert "colour scale: fixed, |relevance| >= 2 is full colour" in proc.stdout
+    from textlrp.render import _palette as pal
+
+    proc = console("explain", "-m", model_path, SENTENCE, "--color", "always", "--theme", "light")
+    indices = {int(i) for i in re.findall(r"\x1b\[48;5;(\d+)m", proc.stdout)}
+    assert indices and indices <= set(pal.XTERM["light"][1]) | set(pal.XTERM["light"][-1])
+    assert "colour scale: each text's largest |relevance|" in proc.stdout
+
+
+def test_console_report_scale_on_a_stream_is_the_running_maximum(model_path, tmp_path):
+    path = write(tmp_path, "c.txt", b"great fun\nterrible plot , bad acting\nfun !\n")
+    proc = console("explain", "-m", model_path, "-i", path, "-f", "ansi", "--color", "always",
+                   "--scale", "report")
+    assert proc.returncode == 0, proc.stderr
+    recs = json_lines(console("explain", "-m", model_path, "-i", path).stdout)
+    largest = max(abs(r) for rec in recs for r in rec["relevance"])
+    assert f"colour scale: running maximum (largest |relevance| {largest:.2f})" in proc.stdout
+
+
+def test_console_json_keeps_treebank_and_display_tokens(model_path):
+    proc = console("explain", "-m", model_path, '( "great" )', "-f", "json")
+    rec = json.loads(proc.stdout)
+    from test_render import check_schema
+    check_schema(rec)
+    assert rec["tokens"] == ["-lrb-", "``", "great", "''", "-rrb-"]
+    assert rec["display"] == ["(", '"', "great", '"', ")"]
+
+
+def test_console_html_report_with_labels_and_all_classes(model_path, tmp_path):
+    from test_render import report_data
+
+    path = write(tmp_path, "d.tsv", b"label\ttext\nneutral\tgreat fun ( really )\n"
+                                    b"4\tbad plot\n9\tfun\n")
+    out = tmp_path / "r.html"
+    proc = console("explain", "-m", model_path, "-i", path, "--column", "text", "--label-column",
+                   "label", "--all-classes", "-o", out, "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    meta, records = report_data(out.read_text(encoding="utf-8"))
+    assert meta["classes"] == CLASSES and meta["scale"] == "sentence"
+    assert [r["n"] for r in records] == [2, 3, 4]
+    assert records[0]["g"] == 2 and records[1]["g"] == 4 and "not a class" in records[2]["e"]
+    assert [row[0] for row in records[0]["r"]] == list(range(len(CLASSES)))  # one record, 5 rows
+    assert records[0]["w"] == "great fun ( really )"  # tokens joined by spaces
+    recs = json_lines(console("predict", "-m", model_path, "-i", path, "--column", "2",
+                              "--label-column", "1", "--header", "-q").stdout)
+    assert recs[0]["label"] == 2 and recs[0]["label_name"] == "neutral"
+    assert recs[2] == {"line": 4, "text": "fun", "error": recs[2]["error"]}

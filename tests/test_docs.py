@@ -12,7 +12,7 @@ SOURCES = sorted([*(REPO / "docs").glob("*.md"), *(REPO / "benchmarks").glob("*.
 
 # `name.md` in backticks, or a Markdown link to a local file: [text](path#anchor)
 CITED_MD = re.compile(r"`([\w./-]+\.md)`")
-LINK = re.compile(r"\]\(([^)\s#]+)(?:#[^)]*)?\)")
+LINK = re.compile(r"\]\(([^)\s#+-][^)\s#]*)(?:#[^)]*)?\)")  # not "word[?](+0.00)" output
 
 
 def _exists(cited: str, source: Path) -> bool:

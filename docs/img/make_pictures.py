@@ -1,10 +1,13 @@
-"""Render the README pictures: the CLI in a light and a dark terminal, and an HTML report.
+"""Render the pictures of the docs: the CLI in truecolor and 256-colour terminals (light and
+dark), and the HTML report in a light and a dark browser.
 
     python docs/img/make_pictures.py [--model PATH]     (needs chromium and pillow)
 
-The CLI runs for real (truecolor, --color always); its ANSI output is turned into HTML
-(a small SGR interpreter below), framed as a terminal window and photographed with
-headless chromium, then cropped and palette-reduced to keep each PNG small.
+The CLI runs for real (--color always; COLORTERM=truecolor for 24-bit colours, unset for the
+xterm-256 steps); its ANSI output is turned into HTML (a small SGR interpreter below, with
+the standard xterm-256 palette), framed as a terminal window and photographed with headless
+Chromium at 1200x900, then cropped and palette-reduced to keep each PNG small. The report is
+photographed as it is, with prefers-color-scheme forced to dark for the dark picture.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 SST_DEV = ROOT.parent / "shared" / "data" / "sst" / "dev.txt"
+COLUMNS = 110  # terminal width of the pictures
 
 TERMINALS = {
     "light": {"bg": "#fbfbfa", "fg": "#24292f", "bar": "#e6e6e3", "prompt": "#1a7f37"},
@@ -140,18 +144,48 @@ def cli(args: list[str], env: dict) -> str:
     return proc.stdout
 
 
-def dev_sentences(n: int) -> list[str]:
-    """A few SST dev sentences (as raw text), else fixed examples."""
+def cli_in_terminal(args: list[str], env: dict, columns: int) -> str:
+    """The CLI's output on a pseudo-terminal `columns` wide (so it colours and wraps as it
+    would for a person)."""
+    import fcntl
+    import struct
+    import termios
+
+    master, slave = os.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, columns, 0, 0))
+    env = {k: v for k, v in env.items() if k not in ("COLUMNS", "LINES")}
+    proc = subprocess.Popen([sys.executable, "-m", "textlrp", *args], stdout=slave, stderr=slave,
+                            stdin=subprocess.DEVNULL, env=env)
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(master)
+    if proc.wait() != 0:
+        raise RuntimeError(f"textlrp {' '.join(args)} failed: {b''.join(chunks)[-500:]!r}")
+    return b"".join(chunks).decode("utf-8").replace("\r\n", "\n")
+
+
+def dev_rows(n: int) -> list[tuple[int, str]]:
+    """A few SST dev sentences (label, text as a person writes it), else fixed examples."""
     if not SST_DEV.exists():
-        return ["A gripping , beautifully acted film that never loses its nerve .",
-                "The plot is thin and the jokes fall flat , but the cast is charming .",
-                "An overlong , tedious mess .",
-                "It 's not a great movie , but it is n't a bad one either ."][:n]
+        return [(4, "A gripping , beautifully acted film that never loses its nerve ."),
+                (2, "The plot is thin and the jokes fall flat , but the cast is charming ."),
+                (0, "An overlong , tedious mess ( really ) ."),
+                (1, "It 's not a great movie , but it is n't a bad one either .")][:n]
+    from textlrp.sst import load_sentences
+    from textlrp.tokenize import display_token
+
     out = []
-    for line in SST_DEV.read_text(encoding="utf-8").splitlines():
-        words = re.findall(r"\(\d+ ([^()]+)\)", line)
-        if 8 <= len(words) <= 22:
-            out.append(" ".join(words))
+    for tokens, label in load_sentences(SST_DEV):
+        if 8 <= len(tokens) <= 22:
+            out.append((label, " ".join(display_token(t) for t in tokens)))
         if len(out) == n:
             break
     return out
@@ -162,34 +196,52 @@ def main() -> None:
     ap.add_argument("--model", help="model file (default: the bundled model)")
     args = ap.parse_args()
     model = ["--model", args.model] if args.model else []
-    env = {**os.environ, "COLORTERM": "truecolor"}
+    env = dict(os.environ)
     env.pop("NO_COLOR", None)
 
-    sentence = "A gripping , beautifully acted film , though the ending is a letdown ."
+    sentence = "A gripping , beautifully acted film ( though the ending is a letdown ) ."
+    short = 'Not "bad" at all .'
     mixed = "The plot is thin and the jokes fall flat , but the cast is charming ."
     tmp = Path(tempfile.mkdtemp(prefix="textlrp-pictures-"))
-    for theme in ("light", "dark"):
-        opts = ["--color", "always", "--theme", theme]
-        blocks = [
-            (f"textlrp explain {shlex.quote(sentence)}", cli(["explain", *model, *opts, sentence], env)),
-            (f"textlrp explain --all-classes {shlex.quote(mixed)}",
-             cli(["explain", *model, *opts, "--all-classes", mixed], env)),
-        ]
-        page = tmp / f"terminal-{theme}.html"
-        page.write_text(terminal_page(blocks, theme, 112), encoding="utf-8")
-        png = HERE / f"terminal-{theme}.png"
-        screenshot(page, png, 1180, 700)
-        finish(png)
+    # truecolor where COLORTERM announces it, else the xterm-256 steps
+    for palette, colorterm in (("truecolor", "truecolor"), ("256", "")):
+        for theme in ("light", "dark"):
+            run_env = {**env, "COLORTERM": colorterm, "COLORFGBG": "0;15" if theme == "light"
+                       else "15;0", "TERM": "xterm-256color"}
+            blocks = [
+                (f"textlrp explain {shlex.quote(sentence)}",
+                 cli_in_terminal(["explain", *model, sentence], run_env, COLUMNS)),
+                (f"textlrp explain --values {shlex.quote(short)}",
+                 cli_in_terminal(["explain", *model, "--values", short], run_env, COLUMNS)),
+                (f"textlrp explain --all-classes {shlex.quote(mixed)}",
+                 cli_in_terminal(["explain", *model, "--all-classes", mixed], run_env, COLUMNS)),
+            ]
+            page = tmp / f"terminal-{palette}-{theme}.html"
+            page.write_text(terminal_page(blocks, theme, COLUMNS), encoding="utf-8")
+            png = HERE / f"terminal-{palette}-{theme}.png"
+            screenshot(page, png, 1200, 900)
+            finish(png)
 
-    corpus = tmp / "dev.txt"
-    corpus.write_text("\n".join(dev_sentences(7)) + "\n", encoding="utf-8")
+    corpus = tmp / "dev.tsv"
+    corpus.write_text("label\ttext\n" + "".join(f"{label}\t{text}\n" for label, text in dev_rows(40)),
+                      encoding="utf-8")
     report = tmp / "report.html"
-    cli(["explain", *model, "--input", str(corpus), "--output", str(report), "--quiet",
-         "--title", "SST-5 dev sentences, explained with LRP"], env)
+    cli(["explain", *model, "--input", str(corpus), "--column", "text", "--label-column", "label",
+         "--output", str(report), "--quiet", "--title", "SST-5 dev sentences, explained with LRP"],
+        env)
     for theme in ("light", "dark"):
         png = HERE / f"report-{theme}.png"
-        screenshot(report, png, 900, 790, dark=theme == "dark")
+        screenshot(report, png, 1200, 900, dark=theme == "dark")
         finish(png)
+    # --all-classes: the prediction once, a row per class; --values ticks the numbers box
+    few = tmp / "few.txt"
+    few.write_text("".join(f"{text}\n" for _, text in dev_rows(40)[8:11]), encoding="utf-8")
+    report = tmp / "all-classes.html"
+    cli(["explain", *model, "--input", str(few), "--all-classes", "--values", "--output",
+         str(report), "--quiet", "--title", "Every class of three SST-5 dev sentences"], env)
+    png = HERE / "report-all-classes.png"
+    screenshot(report, png, 1200, 900)
+    finish(png)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .explanation import Explanation, ExplanationError
+from .explanation import Explanation, ExplanationError, Prediction
 from .io import load_model
 from .model import METHODS, RULES, Model, from_arrays
 from .tokenize import tokenize
@@ -28,6 +28,7 @@ __all__ = [
     "Explanation",
     "ExplanationError",
     "Model",
+    "Prediction",
     "from_arrays",
     "from_torch",
     "load_model",

@@ -29,13 +29,11 @@ from typing import Any, TextIO
 import numpy as np
 
 from . import render
+from .explanation import Prediction, json_ready
 
 PROG = "textlrp"
 METHODS = ("lrp", "sa", "gi", "occlusion", "random")
 RULES = ("signal-take-all", "prop", "half", "abs")
-FORMATS = ("ansi", "html", "json", "tsv")
-_SUFFIX_FORMATS = {".html": "html", ".htm": "html", ".json": "json", ".jsonl": "json",
-                   ".ndjson": "json", ".tsv": "tsv", ".txt": "ansi"}
 
 
 class UsageError(Exception):
@@ -85,6 +83,13 @@ def _eps(s: str) -> float:
     return v
 
 
+def _scale(s: str) -> str | float:
+    try:
+        return render.check_scale(s)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _delimiter(s: str) -> str:
     named = {"tab": "\t", "\\t": "\t", "comma": ",", "semicolon": ";", "pipe": "|", "space": " "}
     d = named.get(s.lower(), s)
@@ -122,6 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "a NAME implies --header)")
     g.add_argument("--delimiter", type=_delimiter, metavar="CHAR",
                    help="column delimiter for --column (default: ',' for *.csv, else tab)")
+    g.add_argument("--label-column", metavar="N|NAME",
+                   help="with --column: the gold label (class name or index) is in this column; "
+                        "the HTML report then sorts and filters by error, JSON gets 'label'")
     g.add_argument("--header", action="store_true", help="the first row is a header (skipped)")
     g.add_argument("--skip-empty", action="store_true",
                    help="skip empty lines instead of writing an error record for them")
@@ -130,9 +138,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     output = _Parser(add_help=False)
     o = output.add_argument_group("output")
-    o.add_argument("-f", "--format", choices=FORMATS,
-                   help="ansi (terminal), html (one report), json (JSON Lines), tsv; default: "
-                        "from the --output suffix, else ansi for TEXT and json for --input")
+    o.add_argument("-f", "--format", choices=render.format_names(),
+                   help="; ".join(f"{n}: {w.help}" for n, w in sorted(render.WRITERS.items()))
+                        + ". Default: from the --output suffix ("
+                        + ", ".join(f"{s} {n}" for s, n in render.suffix_formats().items())
+                        + "), else ansi for TEXT and json for --input")
     o.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
     o.add_argument("--color", choices=("auto", "always", "never"), default="auto",
                    help="colours in ansi output (auto: only on a terminal and without NO_COLOR)")
@@ -160,6 +170,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="share of bias relevance passed down (default 0; 1 conserves relevance)")
     e.add_argument("--seed", type=_int, default=0, help="seed of --method random")
     e.add_argument("--values", action="store_true", help="print the relevance beside each word")
+    e.add_argument("--scale", type=_scale, metavar="sentence|report|X",
+                   help="what full colour means (ansi, html): sentence = each text's largest "
+                        "|relevance| (default); report = one scale for the whole output "
+                        "(a terminal stream uses the running maximum); a number X: |relevance| "
+                        ">= X")
     p.set_defaults(func=_cmd_explain)
 
     p = sub.add_parser("predict", parents=[source, model, output],
@@ -302,20 +317,27 @@ def _the_text(args: argparse.Namespace) -> str | None:
 
 
 def _output_format(args: argparse.Namespace, corpus: bool) -> str:
+    """--format, else the format --output's suffix names (an unknown suffix is an error),
+    else ansi for a TEXT and json for a corpus."""
     if args.format is not None:
-        return str(args.format)
-    if args.output is not None:
-        suffix = Path(args.output).suffix.lower()
-        if suffix in _SUFFIX_FORMATS:
-            return _SUFFIX_FORMATS[suffix]
-    return "json" if corpus else "ansi"
+        fmt = str(args.format)
+    elif args.output not in (None, "-"):
+        try:
+            fmt = render.format_for_path(args.output)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+    else:
+        fmt = "json" if corpus else "ansi"
+    if getattr(args, "scale", None) is not None and fmt not in ("ansi", "html"):
+        raise UsageError(f"--scale sets colours; the {fmt} format has none")
+    return fmt
 
 
 def _color(args: argparse.Namespace, stream: TextIO) -> str:
     if args.color == "never":
         return "none"
     if args.color == "always":
-        return render._terminal_palette(os.environ)
+        return render.terminal_palette(os.environ)
     return render.detect_color(stream)
 
 
@@ -383,98 +405,46 @@ def _lrp_text(args: argparse.Namespace) -> str:
 # --------------------------------------------------------------------------- writers
 
 
-class _Writer:
-    """Writes records of one format to a stream, as they come (HTML as one report)."""
+class _Output:
+    """The writer of the chosen format, plus the counts the summary on stderr needs."""
 
     def __init__(self, out: TextIO, fmt: str, args: argparse.Namespace, *, corpus: bool,
                  class_names: Sequence[str], kind: str) -> None:
-        self.out, self.fmt, self.args, self.corpus, self.kind = out, fmt, args, corpus, kind
-        self.class_names = list(class_names)
-        self.color = _color(args, out) if fmt == "ansi" else "none"
-        self.theme = _theme(args)
-        self.values = bool(getattr(args, "values", False))
-        # On a terminal, wrap between words ourselves: the terminal would cut through them.
-        self.width = (shutil.get_terminal_size().columns
-                      if self.color != "none" and _isatty(out) else None)
-        self.any_oov = False
+        color = _color(args, out) if fmt == "ansi" else "none"
+        title = args.title or ("textlrp explanations" if kind == "explain"
+                               else "textlrp predictions")
+        options = render.WriterOptions(
+            kind=kind, class_names=tuple(class_names), lines=corpus,
+            labels=getattr(args, "label_column", None) is not None,
+            color=color, theme=_theme(args), values=bool(getattr(args, "values", False)),
+            # On a terminal, wrap between words ourselves: the terminal would cut through them.
+            width=shutil.get_terminal_size().columns if color != "none" and _isatty(out) else None,
+            scale=getattr(args, "scale", None) or "sentence",
+            title=title, subtitle=_subtitle(args, _lrp_text(args) if kind == "explain" else None),
+            log=None if args.quiet else sys.stderr)
+        self.writer = render.make_writer(fmt, out, options)
         self.count = 0
         self.errors = 0
 
-    def _write(self, s: str) -> None:
-        self.out.write(s)
-
     def begin(self) -> None:
-        if self.fmt == "html":
-            title = self.args.title or ("textlrp explanations" if self.kind == "explain"
-                                        else "textlrp predictions")
-            method = _lrp_text(self.args) if self.kind == "explain" else None
-            self._write(render.html_header(title, subtitle=_subtitle(self.args, method),
-                                           legend=self.kind == "explain"))
-        elif self.fmt == "tsv":
-            line = self.corpus
-            if self.kind == "explain":
-                self._write(render.tsv_header(line=line) + "\n")
-            else:
-                self._write(render.prediction_tsv_header(self.class_names, line=line) + "\n")
+        self.writer.begin()
 
-    def explanations(self, line: int | None, exps: Sequence[Any]) -> None:
+    def explanations(self, row: _Row | None, exps: Sequence[Any]) -> None:
         self.count += 1
-        fmt = self.fmt
-        if fmt == "json":
-            for exp in exps:
-                self._write(render.to_json(exp, line=line) + "\n")
-        elif fmt == "tsv":
-            for exp in exps:
-                self._write(render.to_tsv(exp, line=line) + "\n")
-        elif fmt == "html":
-            for exp in exps:
-                # The report's subtitle states the method once.
-                self._write(render.html_item(exp, index=line, method=False))
-        else:
-            self.any_oov = self.any_oov or any(bool(exp.oov.any()) for exp in exps)
-            prefix = "" if line is None else f"#{line} "
-            if len(exps) == 1:
-                text = render.to_ansi(exps[0], color=self.color, values=self.values,
-                                      theme=self.theme, legend=False, width=self.width)
-            else:
-                text = render.ansi_all_classes(exps, color=self.color, values=self.values,
-                                               theme=self.theme, width=self.width)
-            self._write(prefix + text + "\n" + ("\n" if self.corpus else ""))
+        self.writer.explanation(exps, line=None if row is None else row.line,
+                                label=None if row is None else row.label)
 
-    def prediction(self, line: int | None, pred: render.Prediction) -> None:
+    def prediction(self, row: _Row | None, pred: Prediction) -> None:
         self.count += 1
-        if self.fmt == "json":
-            self._write(render.prediction_to_json(pred, line=line) + "\n")
-        elif self.fmt == "tsv":
-            self._write(render.prediction_to_tsv(pred, line=line) + "\n")
-        elif self.fmt == "html":
-            self._write(render.html_prediction(pred, index=line))
-        else:
-            prefix = "" if line is None else f"#{line} "
-            text = render.prediction_to_ansi(pred, color=self.color, bars=not self.corpus)
-            self._write(prefix + text + "\n")
+        self.writer.prediction(pred, line=None if row is None else row.line,
+                               label=None if row is None else row.label)
 
-    def error(self, line: int, text: str | None, message: str) -> None:
+    def error(self, row: _Row, message: str) -> None:
         self.errors += 1
-        if self.fmt == "json":
-            self._write(render.error_record(line, text, message) + "\n")
-        elif self.fmt == "html":
-            self._write(render.html_error(line, text, message))
-        elif self.fmt == "tsv":
-            # A TSV table has no place for a message: report it on stderr instead.
-            if not self.args.quiet:
-                print(f"{PROG}: line {line}: {message}", file=sys.stderr)
-        else:
-            gap = "\n" if self.corpus and self.kind == "explain" else ""
-            self._write(f"#{line} error: {message}\n{gap}")
+        self.writer.error(message, line=row.line, text=row.text)
 
     def end(self) -> None:
-        if self.fmt == "html":
-            self._write(render.html_footer(count=self.count if self.corpus else None,
-                                           errors=self.errors))
-        elif self.fmt == "ansi" and self.kind == "explain":
-            self._write(render.ansi_legend(color=self.color, oov=self.any_oov, theme=self.theme,
-                                           width=self.width) + "\n")
+        self.writer.end()
 
 
 # --------------------------------------------------------------------------- corpus input
@@ -485,13 +455,15 @@ class _Row:
     line: int
     text: str | None
     error: str | None = None
+    label: int | None = None  # gold class index (--label-column)
 
 
 class _Source:
     """Lines of an input file (or stdin) read lazily as rows; counts bytes for progress."""
 
-    def __init__(self, args: argparse.Namespace) -> None:
+    def __init__(self, args: argparse.Namespace, class_names: Sequence[str] = ()) -> None:
         self.args = args
+        self.class_names = list(class_names)
         self.name = "<stdin>" if args.input == "-" else args.input
         self.bytes_read = 0
         self.size: int | None = None
@@ -530,20 +502,17 @@ class _Source:
         a = self.args
         column, header = a.column, a.header
         if column is None:
-            if a.delimiter is not None:
-                raise UsageError("--delimiter needs --column")
+            if a.delimiter is not None or a.label_column is not None:
+                raise UsageError(f"--{'delimiter' if a.label_column is None else 'label-column'} "
+                                 "needs --column")
             return self._plain_rows(skip=1 if header else 0)
         delimiter = a.delimiter
         if delimiter is None:
             delimiter = "," if str(a.input).lower().endswith(".csv") else "\t"
-        if column.isdigit():
-            index = int(column) - 1
-            if index < 0:
-                raise UsageError("--column counts from 1")
-            name = None
-        else:
-            index, name, header = -1, column, True
-        return self._csv_rows(delimiter, index, name, header)
+        index, name = _column(column, "--column")
+        label_index, label_name = _column(a.label_column, "--label-column")
+        header = header or name is not None or label_name is not None
+        return self._csv_rows(delimiter, (index, name), (label_index, label_name), header)
 
     def _plain_rows(self, skip: int) -> Iterator[_Row]:
         skip_empty = self.args.skip_empty
@@ -563,8 +532,8 @@ class _Source:
                 continue
             yield _Row(n, text)
 
-    def _csv_rows(self, delimiter: str, index: int, name: str | None,
-                  header: bool) -> Iterator[_Row]:
+    def _csv_rows(self, delimiter: str, text_col: tuple[int, str | None],
+                  label_col: tuple[int, str | None], header: bool) -> Iterator[_Row]:
         bad_utf8 = [False]
 
         def lines() -> Iterator[str]:
@@ -580,6 +549,7 @@ class _Source:
             reader = csv.reader(lines(), delimiter=delimiter, quoting=csv.QUOTE_NONE)
         else:
             reader = csv.reader(lines(), delimiter=delimiter, quoting=csv.QUOTE_MINIMAL)
+        index, label = text_col[0], label_col[0]
         if header:
             try:
                 names = next(reader)
@@ -587,14 +557,29 @@ class _Source:
                 return iter(())
             except csv.Error as exc:
                 raise UsageError(f"cannot read the header of {self.name}: {exc}") from None
-            if name is not None:
-                if name not in names:
+            for col, name in (text_col, label_col):
+                if name is not None and name not in names:
                     raise UsageError(f"no column {name!r} in the header of {self.name}; "
                                      f"its columns are {', '.join(map(repr, names))}")
-                index = names.index(name)
-        return self._csv_body(reader, index, bad_utf8)
+            index = names.index(text_col[1]) if text_col[1] is not None else index
+            label = names.index(label_col[1]) if label_col[1] is not None else label
+        return self._csv_body(reader, index, label, bad_utf8)
 
-    def _csv_body(self, reader: Any, index: int, bad_utf8: list[bool]) -> Iterator[_Row]:
+    def _label(self, fields: list[str], index: int) -> int:
+        """The class index of the row's label (a class name or index)."""
+        if index >= len(fields):
+            raise ValueError(f"the row has {len(fields)} column{'s' if len(fields) != 1 else ''}, "
+                             f"the label is in column {index + 1}")
+        value = fields[index].strip()
+        if value in self.class_names:
+            return self.class_names.index(value)
+        if value.isdigit() and int(value) < len(self.class_names):
+            return int(value)
+        raise ValueError(f"label {value!r} is not a class of the model "
+                         f"({', '.join(self.class_names)} or 0..{len(self.class_names) - 1})")
+
+    def _csv_body(self, reader: Any, index: int, label: int,
+                  bad_utf8: list[bool]) -> Iterator[_Row]:
         skip_empty = self.args.skip_empty
         while True:
             start = reader.line_num + 1
@@ -623,7 +608,24 @@ class _Source:
                 if not skip_empty:
                     yield _Row(start, text, "empty text")
                 continue
-            yield _Row(start, text)
+            if label < 0:
+                yield _Row(start, text)
+                continue
+            try:
+                yield _Row(start, text, label=self._label(fields, label))
+            except ValueError as exc:
+                yield _Row(start, text, str(exc))
+
+
+def _column(value: str | None, option: str) -> tuple[int, str | None]:
+    """(index from 0, None) for a column number, (-1, name) for a name, (-1, None) if unset."""
+    if value is None:
+        return -1, None
+    if value.isdigit():
+        if int(value) < 1:
+            raise UsageError(f"{option} counts from 1")
+        return int(value) - 1, None
+    return -1, value
 
 
 class _EncodedText:
@@ -703,10 +705,10 @@ def _isatty(stream: Any) -> bool:
 def _run_corpus(args: argparse.Namespace, model: Any, kind: str,
                 targets: list[int | None] | None = None) -> int:
     fmt = _output_format(args, corpus=True)
-    source = _Source(args)
+    source = _Source(args, model.class_names)
     try:
         with _open_output(args) as out:
-            writer = _Writer(out, fmt, args, corpus=True, class_names=model.class_names, kind=kind)
+            writer = _Output(out, fmt, args, corpus=True, class_names=model.class_names, kind=kind)
             progress = _Progress(source, args, "explaining" if kind == "explain" else "predicting")
             try:
                 writer.begin()
@@ -754,7 +756,7 @@ def _finite(exp: Any) -> bool:
     return bool(np.isfinite(exp.relevance).all()) and (exp.rest is None or math.isfinite(exp.rest))
 
 
-def _explain_stream(model: Any, rows: Iterator[_Row], writer: _Writer,
+def _explain_stream(model: Any, rows: Iterator[_Row], writer: _Output,
                     args: argparse.Namespace, target: int | None, progress: _Progress) -> None:
     """One lazy pass through model.explain_corpus, which tokenises the next batch while the
     engine explains the current one; results come back in input order."""
@@ -772,19 +774,19 @@ def _explain_stream(model: Any, rows: Iterator[_Row], writer: _Writer,
     for result in stream:
         row = pending.popleft()
         if row.error is not None:
-            writer.error(row.line, row.text, row.error)
+            writer.error(row, row.error)
         elif not hasattr(result, "relevance"):
-            writer.error(row.line, row.text, result.error)
+            writer.error(row, result.error)
         elif not _finite(result):
-            writer.error(row.line, row.text, _OVERFLOW)
+            writer.error(row, _OVERFLOW)
         else:
-            writer.explanations(row.line, [result])
+            writer.explanations(row, [result])
         progress.update(1)
     if pending:
         raise RuntimeError(f"explain_corpus returned no result for line {pending[0].line}")
 
 
-def _explain_chunk(model: Any, chunk: list[_Row], writer: _Writer, args: argparse.Namespace,
+def _explain_chunk(model: Any, chunk: list[_Row], writer: _Output, args: argparse.Namespace,
                    targets: list[int | None]) -> None:
     """--all-classes: every class for a chunk of lines (tokenised once)."""
     texts = [r.text for r in chunk if r.error is None]
@@ -814,20 +816,20 @@ def _explain_chunk(model: Any, chunk: list[_Row], writer: _Writer, args: argpars
     k = 0
     for row in chunk:
         if row.error is not None:
-            writer.error(row.line, row.text, row.error)
+            writer.error(row, row.error)
             continue
         results = [res[k] for res in per_target]
         k += 1
         failed = next((r for r in results if not hasattr(r, "relevance")), None)
         if failed is not None:
-            writer.error(row.line, row.text, failed.error)
+            writer.error(row, failed.error)
         elif not all(_finite(r) for r in results):
-            writer.error(row.line, row.text, _OVERFLOW)
+            writer.error(row, _OVERFLOW)
         else:
-            writer.explanations(row.line, results)
+            writer.explanations(row, results)
 
 
-def _predict_chunk(model: Any, chunk: list[_Row], writer: _Writer,
+def _predict_chunk(model: Any, chunk: list[_Row], writer: _Output,
                    args: argparse.Namespace) -> None:
     encoded: dict[int, Any] = {}
     for k, row in enumerate(chunk):
@@ -841,11 +843,11 @@ def _predict_chunk(model: Any, chunk: list[_Row], writer: _Writer,
     by_key = dict(zip(keys, scores))
     for k, row in enumerate(chunk):
         if row.error is not None:
-            writer.error(row.line, row.text, row.error)
+            writer.error(row, row.error)
             continue
         tokens, _ids, oov = encoded[k]
-        writer.prediction(row.line, render.Prediction(row.text, tokens, oov, by_key[k],
-                                                      list(model.class_names)))
+        writer.prediction(row, Prediction(row.text, tokens, oov, by_key[k],
+                                          list(model.class_names)))
 
 
 # --------------------------------------------------------------------------- commands
@@ -865,7 +867,7 @@ def _cmd_explain(args: argparse.Namespace) -> int:
         raise ValueError(_OVERFLOW)
     fmt = _output_format(args, corpus=False)
     with _open_output(args) as out:
-        writer = _Writer(out, fmt, args, corpus=False, class_names=model.class_names, kind="explain")
+        writer = _Output(out, fmt, args, corpus=False, class_names=model.class_names, kind="explain")
         writer.begin()
         writer.explanations(None, exps)
         writer.end()
@@ -881,33 +883,28 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     scores = model.predict([tokens], threads=args.threads)[0]
     fmt = _output_format(args, corpus=False)
     with _open_output(args) as out:
-        writer = _Writer(out, fmt, args, corpus=False, class_names=model.class_names, kind="predict")
+        writer = _Output(out, fmt, args, corpus=False, class_names=model.class_names, kind="predict")
         writer.begin()
-        writer.prediction(None, render.Prediction(text, tokens, oov, scores, list(model.class_names)))
+        writer.prediction(None, Prediction(text, tokens, oov, scores, list(model.class_names)))
         writer.end()
     return 0
 
 
 def model_card(model: Any, path: str | None) -> dict[str, Any]:
-    """What `textlrp info` shows, as a JSON-ready dict (``card``: the model card text the
-    file carries, or None)."""
-    layers = [{"directions": len(layer), "hidden": int(layer[0]["W_hh"].shape[1])}
-              for layer in model.lstm_layers]
-    head = [{"in": int(h["W"].shape[1]), "out": int(h["W"].shape[0]), "bias": h["b"] is not None}
-            for h in model.head]
+    """What `textlrp info` shows, as a JSON-ready dict (``architecture``: the file header's,
+    ``card``: the model card text the file carries, or None)."""
     return {
         "path": path,
-        "architecture": {"vocab_size": int(model.vocab_size),
-                         "embedding_dim": int(model.embedding_dim),
-                         "lstm": layers, "head": head},
-        "class_names": [str(c) for c in model.class_names],
+        "architecture": model.spec.describe(),
+        "class_names": None if model.regression else [str(c) for c in model.class_names],
+        "regression": bool(model.regression),
         "vocab_size": int(model.vocab_size),
         "has_vocab": model.vocab is not None,
         "unk_token": model.unk_token,
         "lowercase": bool(model.lowercase),
         "dtype": str(getattr(model.dtype, "name", model.dtype)),
-        "metadata": render._jsonable(dict(model.metadata or {})),
-        "card": getattr(model, "card", None),
+        "metadata": json_ready(dict(model.metadata or {})),
+        "card": model.card,
     }
 
 
@@ -952,17 +949,26 @@ def _cmd_info(args: argparse.Namespace) -> int:
         print(_json_safe(json.dumps(info, ensure_ascii=False, indent=2, allow_nan=False)))
         return 0
     arch = info["architecture"]
-    lstm = " → ".join(
-        f"{'bidirectional ' if a['directions'] == 2 else ''}LSTM {a['hidden']}"
-        + (" per direction" if a["directions"] == 2 else "") for a in arch["lstm"])
+    rnn = " → ".join(
+        f"{'bidirectional ' if a['directions'] == 2 else ''}{a['cell'].upper()} {a['hidden']}"
+        + (" per direction" if a["directions"] == 2 else "") for a in arch["layers"])
+    pooling = {"last": "final states", "mean": "mean over time", "max": "max over time",
+               "attention": f"additive attention ({arch['attention_size']})"}[arch["pooling"]]
     head = " → ReLU → ".join(f"linear {h['in']}→{h['out']}{'' if h['bias'] else ' (no bias)'}"
                              for h in arch["head"])
+    inputs = (f"embedding {arch['vocab_size']}×{arch['input_size']}" if arch["input"] == "embedding"
+              else f"continuous inputs ({arch['input_size']} features per step)")
     rows = [
         ("model", path),
-        ("architecture", f"embedding {arch['vocab_size']}×{arch['embedding_dim']} → {lstm} → {head}"),
-        ("vocabulary", f"{info['vocab_size']} entries" + ("" if info["has_vocab"] else " (ids only)")
-         + f", unknown token {info['unk_token']!r}, lowercase {'yes' if info['lowercase'] else 'no'}"),
-        ("classes", ", ".join(f"{k} {c}" for k, c in enumerate(info["class_names"]))),
+        ("architecture", f"{inputs} → {rnn} → {pooling} → {head}"),
+    ]
+    if arch["input"] == "embedding":
+        rows.append(("vocabulary", f"{info['vocab_size']} entries" + ("" if info["has_vocab"] else " (ids only)")
+                     + f", unknown token {info['unk_token']!r}, lowercase {'yes' if info['lowercase'] else 'no'}"))
+    rows += [
+        ("outputs", "one value (regression)" if info["regression"]
+         else ", ".join(f"{k} {c}" for k, c in enumerate(info["class_names"]))
+         + "  (scores are explained before any softmax)"),
         ("dtype", info["dtype"]),
     ]
     width = max(len(k) for k, _ in rows)

@@ -1,11 +1,65 @@
-"""The record of one explained sequence."""
+"""The records the API returns: an explained sequence, a prediction, a failed corpus input.
+
+``to_dict()`` of each is the one JSON schema of textlrp (``textlrp explain/predict --format
+json`` writes exactly these dicts, plus ``line``): plain Python types only, and every
+non-finite number (NaN, inf) becomes ``None`` (JSON ``null``), so ``json.dumps(d,
+allow_nan=False)`` always works.
+"""
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+from .tokenize import display_token
+
+__all__ = ["Explanation", "ExplanationError", "Prediction", "json_ready"]
+
+
+def _float(v: Any) -> float | None:
+    f = float(v)
+    return f if math.isfinite(f) else None
+
+
+def _floats(a: Any) -> list[float | None]:
+    arr = np.asarray(a, dtype=np.float64).ravel()
+    if np.isfinite(arr).all():  # the common case, without a Python loop
+        return list(arr.tolist())
+    return [_float(v) for v in arr]
+
+
+def _bools(a: Any) -> list[bool]:
+    return [bool(b) for b in np.asarray(a, dtype=bool).ravel()]
+
+
+def json_ready(v: Any) -> Any:
+    """v with numpy scalars/arrays as plain Python values and non-finite floats as None."""
+    if isinstance(v, (bool, np.bool_)):
+        return bool(v)
+    if isinstance(v, (int, np.integer)):
+        return int(v)
+    if isinstance(v, (float, np.floating)):
+        return _float(v)
+    if isinstance(v, np.ndarray):
+        return [json_ready(x) for x in v.tolist()]
+    if isinstance(v, Mapping):
+        return {str(k): json_ready(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [json_ready(x) for x in v]
+    if v is None or isinstance(v, str):
+        return v
+    return str(v)
+
+
+def _softmax(scores: Any) -> np.ndarray:
+    s = np.asarray(scores, dtype=np.float64)
+    with np.errstate(invalid="ignore"):  # non-finite scores give NaN, not a warning
+        e = np.exp(s - np.max(s))
+        return e / np.sum(e)
 
 
 @dataclass
@@ -22,6 +76,9 @@ class Explanation:
     ``probabilities`` None.
     ``rest`` (LRP only) is what reaches the initial recurrent states: with ``bias_factor=1``,
     ``relevance.sum() + rest == scores[target]`` up to rounding.
+
+    ``tokens`` are in the treebank form the vocabulary uses (``-LRB-``, ````` ``` ``);
+    ``display`` gives them as a person wrote them (``(``, ``"``).
     """
 
     tokens: list[str]
@@ -47,11 +104,7 @@ class Explanation:
     @property
     def probabilities(self) -> np.ndarray | None:
         """Softmax of the scores; None for a regression model."""
-        if self.regression:
-            return None
-        z = self.scores - self.scores.max()
-        p = np.exp(z)
-        return p / p.sum()
+        return None if self.regression else _softmax(self.scores)
 
     @property
     def prediction_name(self) -> str:
@@ -61,28 +114,34 @@ class Explanation:
     def target_name(self) -> str:
         return self.class_names[self.target]
 
+    @property
+    def display(self) -> list[str]:
+        """The tokens with the treebank escapes undone, for showing to people."""
+        return [display_token(str(t)) for t in self.tokens]
+
     def __len__(self) -> int:
         return len(self.tokens)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict (the schema documented in the README)."""
+        """JSON-ready dict, the schema of docs/cli.md (non-finite numbers become None)."""
         return {
             "text": self.text,
-            "tokens": list(self.tokens),
-            "relevance": [float(r) for r in self.relevance],
-            "scores": [float(s) for s in self.scores],
-            "probabilities": (None if self.probabilities is None
-                              else [float(p) for p in self.probabilities]),
+            "tokens": [str(t) for t in self.tokens],
+            "display": self.display,
+            "relevance": _floats(self.relevance),
+            "scores": _floats(self.scores),
+            "probabilities": None if self.regression else _floats(self.probabilities),
             "regression": self.regression,
             "class_names": [str(c) for c in self.class_names],
-            "prediction": int(self.prediction),
-            "prediction_name": self.prediction_name,
+            # a regression model's prediction is its output value
+            "prediction": _floats([self.value])[0] if self.regression else int(self.prediction),
+            "prediction_name": str(self.prediction_name),
             "target": int(self.target),
-            "target_name": self.target_name,
-            "method": self.method,
-            "oov": [bool(o) for o in self.oov],
-            "rest": None if self.rest is None else float(self.rest),
-            "params": dict(self.params),
+            "target_name": str(self.target_name),
+            "method": str(self.method),
+            "oov": _bools(self.oov),
+            "rest": None if self.rest is None else _float(self.rest),
+            "params": json_ready(dict(self.params or {})),
         }
 
     def __repr__(self) -> str:
@@ -97,6 +156,48 @@ class Explanation:
         from .render import to_html
 
         return to_html([self], fragment=True)
+
+
+@dataclass
+class Prediction:
+    """Class scores of one text, as ``textlrp predict`` reports them."""
+
+    text: str | None
+    tokens: list[str]
+    oov: np.ndarray
+    scores: np.ndarray
+    class_names: list[str]
+
+    @property
+    def probabilities(self) -> np.ndarray:
+        return _softmax(self.scores)
+
+    @property
+    def prediction(self) -> int:
+        return int(np.argmax(self.scores))
+
+    @property
+    def prediction_name(self) -> str:
+        return self.class_names[self.prediction]
+
+    @property
+    def display(self) -> list[str]:
+        """The tokens with the treebank escapes undone, for showing to people."""
+        return [display_token(str(t)) for t in self.tokens]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (non-finite numbers become None)."""
+        return {
+            "text": self.text,
+            "tokens": [str(t) for t in self.tokens],
+            "display": self.display,
+            "oov": _bools(self.oov),
+            "scores": _floats(self.scores),
+            "probabilities": _floats(self.probabilities),
+            "class_names": [str(c) for c in self.class_names],
+            "prediction": self.prediction,
+            "prediction_name": str(self.prediction_name),
+        }
 
 
 @dataclass

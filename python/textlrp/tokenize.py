@@ -26,7 +26,7 @@ import re
 import unicodedata
 from functools import lru_cache
 
-__all__ = ["tokenize", "tokenize_reference"]
+__all__ = ["display_token", "tokenize", "tokenize_reference"]
 
 # Typographic characters -> the ASCII the treebank was written in.
 _TRANSLATE = str.maketrans(
@@ -296,3 +296,19 @@ def tokenize(text: str, *, lowercase: bool = False) -> list[str]:
         # case-ignorable and so bounds the context of a final sigma
         t = t.lower()
     return t.split()
+
+
+# The treebank escapes, undone for showing a token to a person. Lowercase forms too:
+# a lowercasing model's tokens are "-lrb-", not "-LRB-".
+_DISPLAY = {"-LRB-": "(", "-RRB-": ")", "-LSB-": "[", "-RSB-": "]", "-LCB-": "{", "-RCB-": "}",
+            "``": '"', "''": '"', "`": "'"}
+_DISPLAY.update({k.lower(): v for k, v in _DISPLAY.items()})
+
+
+def display_token(token: str) -> str:
+    """The token as the user wrote it: ``-LRB-`` -> ``(``, ```` `` ```` and ``''`` -> ``"``.
+
+    Only the treebank's escapes change; every other token is returned as it is. The
+    treebank form stays the one the vocabulary is looked up with.
+    """
+    return _DISPLAY.get(token, token)
