@@ -415,8 +415,11 @@ LRP = {"lstm": lrp_lstm, "gru": lrp_gru}
 
 
 def lrp(model, x, target=None, eps=1e-3, bias_factor=0.0, rule="signal-take-all",
-        deleted=None):
-    """LRP of one sequence: (relevance per position [T], input relevance [T, in], rest)."""
+        deleted=None, return_stages=False):
+    """LRP of one sequence: (relevance per position [T], input relevance [T, in], rest), and
+    with ``return_stages`` the relevance total at each stage as a 4th element, in the engine's
+    order: score, each head layer's input (top first), the pooled last-layer outputs, then per
+    recurrent layer (top first) and direction: outputs, initial state, inputs."""
     if rule not in RULES:
         raise ValueError(f"unknown rule {rule!r}")
     spec = as_spec(model)
@@ -427,13 +430,16 @@ def lrp(model, x, target=None, eps=1e-3, bias_factor=0.0, rule="signal-take-all"
     # head
     R = np.zeros_like(scores)
     R[target] = scores[target]
+    stages = [scores[target]]
     for n in range(len(spec.head) - 1, -1, -1):
         dense = spec.head[n]
         b = np.zeros(dense.W.shape[0]) if dense.b is None else dense.b
         R = lrp_linear(dense.W, S["head_in"][n], b, S["head_pre"][n], R, dense.W.shape[1], eps,
                        bias_factor)
+        stages.append(R.sum())
     # pooling, then the recurrent layers top down
     R_y = lrp_pool(spec, S["outputs"], S["features"], S["pool"], R, eps, bias_factor)
+    stages.append(R_y.sum())
     R_h = _split_columns(spec.layers[-1], R_y)
     rest = 0.0
     for L in range(len(spec.layers) - 1, -1, -1):
@@ -441,12 +447,16 @@ def lrp(model, x, target=None, eps=1e-3, bias_factor=0.0, rule="signal-take-all"
         inp = S["x"] if L == 0 else np.concatenate([st["h"] for st in S["layers"][L - 1]], axis=1)
         R_in = np.zeros_like(inp)
         for k, dr in enumerate(layer.directions):
+            outputs = R_h[k].sum()  # before the pass adds what h_prev receives
             R_x, r = LRP[layer.cell](S["layers"][L][k], dr, inp, R_h[k], k == 1, eps,
                                      bias_factor, rule)
             R_in += R_x
             rest += r
+            stages += [outputs, r, R_x.sum()]
         if L > 0:  # split R(x_t) back into the lower layer's directions (forward part first)
             R_h = _split_columns(spec.layers[L - 1], R_in)
+    if return_stages:
+        return R_in.sum(axis=1), R_in, float(rest), np.array(stages, dtype=np.float64)
     return R_in.sum(axis=1), R_in, float(rest)
 
 

@@ -89,3 +89,37 @@ def test_all_lengths_1_to_60(cell, pooling):
         R, R_in, rest = ref.lrp(spec, x, e.target, bias_factor=1.0)
         assert_close(e.relevance, R, what=f"T={len(x)}")
         assert abs(e.rest - rest) <= 1e-10 * max(1.0, np.abs(R_in).max())
+
+
+@pytest.mark.parametrize("cell", ("lstm", "gru"))
+@pytest.mark.parametrize("layers", [((5, False),), ((4, True),), ((4, True), (3, False)),
+                                    ((3, False), (4, True), (2, True))],
+                         ids=["1uni", "1bi", "2", "3"])
+@pytest.mark.parametrize("pooling", ("last", "attention"))
+def test_layer_totals(cell, layers, pooling):
+    """exp.layers: the engine's stage totals equal the reference's stage by stage, and with
+    bias_factor=1 every level conserves the score (relevance + initial states so far)."""
+    rng = np.random.default_rng(len(layers) * 10 + len(cell))
+    spec = make_random_spec(rng, cell=cell, layers=layers, pooling=pooling,
+                            head=((5, True), (None, True)))
+    model = textlrp.Model(spec)
+    xs = batch(rng, spec, (1, 9, 30))
+    for bf in (1.0, 0.0):
+        for x, e in zip(xs, model.explain_batch(xs, bias_factor=bf)):
+            *_, stages = ref.lrp(spec, x, e.target, bias_factor=bf, return_stages=True)
+            assert_close(e.stage_totals, stages, what=f"stage totals bf={bf}")
+            rows = e.layers
+            assert rows[0]["stage"] == "score" and rows[0]["relevance"] == e.scores[e.target]
+            assert len(rows) == 1 + 2 + 1 + len(layers)  # score, 2 head inputs, pooling, layers
+            scale = max(1.0, np.abs(e.embedding_relevance).max())
+            assert abs(rows[-1]["relevance"] - e.relevance.sum()) <= 1e-10 * scale
+            assert abs(sum(r["initial_state"] for r in rows) - e.rest) <= 1e-10 * scale
+            if bf == 1.0:
+                for r in rows:
+                    assert abs(r["conserved"] - e.scores[e.target]) <= 1e-10 * scale, r
+                    assert abs(r["absorbed"]) <= 1e-10 * scale, r
+                    for d in r["directions"]:
+                        assert abs(d["absorbed"]) <= 1e-10 * scale, d
+            else:  # without the bias share, what the biases took is visible and non-zero
+                assert any(abs(r["absorbed"]) > 1e-6 for r in rows)
+    assert model.explain(xs[0], method="gi").layers is None

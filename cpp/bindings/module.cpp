@@ -242,6 +242,7 @@ void register_model(py::module_& mod, const char* name) {
         .def_readonly("input_size", &M::input_size)
         .def_property_readonly("n_classes", &M::n_classes)
         .def_property_readonly("n_features", &M::n_features)
+        .def_property_readonly("stage_count", &M::stage_count)
         .def(
             "forward",
             [](const M& m, py::handle inputs, py::handle offsets, py::handle deleted, int threads) {
@@ -282,13 +283,15 @@ void register_model(py::module_& mod, const char* name) {
                 auto rel = empty<T>({d.n_tokens()});
                 auto rest = empty<T>({d.n()});
                 auto [emb, emb_ptr] = input_rows<T>(keep_embedding, d, m.input_size);
+                auto totals = empty<T>({d.n(), py::ssize_t(m.stage_count())});
                 T *s = scores.mutable_data(), *r = rel.mutable_data(), *re = rest.mutable_data();
+                T* tot = totals.mutable_data();
                 std::int64_t* to = tout.mutable_data();
                 {
                     py::gil_scoped_release release;  // see forward
-                    lrp(m, d.batch(), d.target_ptr(), p, threads, s, to, r, emb_ptr, re);
+                    lrp(m, d.batch(), d.target_ptr(), p, threads, s, to, r, emb_ptr, re, tot);
                 }
-                return py::make_tuple(scores, tout, rel, emb, rest);
+                return py::make_tuple(scores, tout, rel, emb, rest, totals);
             },
             py::arg("inputs"), py::arg("offsets"), py::arg("deleted") = py::none(),
             py::arg("targets") = py::none(), py::arg("eps") = 1e-3, py::arg("bias_factor") = 0.0,

@@ -63,8 +63,8 @@ void forward(const Model<T>& m, const Batch<T>& b, int threads, T* scores) {
 
 template <class T>
 void lrp(const Model<T>& m, const Batch<T>& b, const std::int64_t* targets_in, const LrpParams& p,
-         int threads, T* scores, std::int64_t* targets_out, T* relevance, T* emb, T* rest) {
-    TEXTLRP_DISPATCH(lrp, m, b, targets_in, p, threads, scores, targets_out, relevance, emb, rest)
+         int threads, T* scores, std::int64_t* targets_out, T* relevance, T* emb, T* rest, T* totals) {
+    TEXTLRP_DISPATCH(lrp, m, b, targets_in, p, threads, scores, targets_out, relevance, emb, rest, totals)
 }
 
 template <class T>

@@ -233,6 +233,19 @@ private:
         std::fill(q.carry_h.begin(), q.carry_h.begin() + d, T(0));
     }
 
+    static T sum(const T* a, std::size_t n) {
+        T s = 0;
+        for (std::size_t i = 0; i < n; ++i) s += a[i];
+        return s;
+    }
+
+    // First of the three totals (outputs, initial state, inputs) of layer l, direction k.
+    int stage(std::size_t l, std::size_t k) const {
+        int n = 2 + int(m_.head.size());
+        for (std::size_t u = m_.layers.size(); --u > l;) n += 3 * int(m_.layers[u].dirs.size());
+        return n + 3 * int(k);
+    }
+
     void head_lrp(Seq<T>& q, std::int64_t target, T eps, T bf);
     void head_gradient(Seq<T>& q, std::int64_t target);
     template <class C, class R>
@@ -253,6 +266,9 @@ void Group<T>::head_lrp(Seq<T>& q, std::int64_t target, T eps, T bf) {
     grow(rel, C);
     std::fill(rel.begin(), rel.begin() + C, T(0));
     rel[target] = q.scores()[target];
+    q.totals.assign(m_.stage_count(), T(0));
+    T* total = q.totals.data();
+    *total++ = rel[target];
     for (std::size_t k = m_.head.size(); k-- > 0;) {
         const auto& L = m_.head[k];
         const T* y = q.head_y[k].data();
@@ -270,9 +286,11 @@ void Group<T>::head_lrp(Seq<T>& q, std::int64_t target, T eps, T bf) {
         gemm_acc(1, L.out, L.in, coef.data(), 0, L.W.data(), L.in, below.data(), 0);
         grow(rel, L.in);
         for (int i = 0; i < L.in; ++i) rel[i] = a[i] * below[i] + S;  // ReLU passes relevance unchanged
+        *total++ = sum(rel.data(), L.in);
     }
     Pool<T>::lrp(m_, q, q.base.back().y.data(), q.len, q.head_in[0].data(), rel.data(), eps, bf,
                  q.top.data());
+    *total = sum(q.top.data(), std::size_t(q.len) * m_.layers.back().out());
 }
 
 template <class T>
@@ -304,9 +322,15 @@ void Group<T>::lrp_direction(Seq<T>* const* g, int G, std::size_t l, std::size_t
     const auto& layer = m_.layers[l];
     const auto& D = layer.dirs[k];
     const int out = layer.out(), in = layer.in(), d = D.d, n = C::G * d;
+    const int st = stage(l, k);
     for (int b = 0; b < G; ++b) {
-        prepare_direction(*g[b], C::G, d, in);
-        C::lrp_begin(*g[b], d);
+        Seq<T>& q = *g[b];
+        prepare_direction(q, C::G, d, in);
+        C::lrp_begin(q, d);
+        const T* above = from_above(q, l);
+        T out_total = 0;
+        for (int t = 0; t < q.len; ++t) out_total += sum(above + std::size_t(t) * out + off, d);
+        q.totals[st] = out_total;
     }
     const int hf = C::template h_first<R>(d), hr = C::template h_rows<R>(d);
     for (int s = g[0]->len - 1; s >= 0; --s) {
@@ -331,14 +355,22 @@ void Group<T>::lrp_direction(Seq<T>* const* g, int G, std::size_t l, std::size_t
                  wx, in);
         const T* x = layer_input(q, States::base, l);
         T* rx = q.r[l].data();
+        T in_total = 0;
         for (int s = 0; s < q.len; ++s) {
             const int t = position(s, q.len, k);
             const T* xt = x + std::size_t(t) * in;
             const T* ws = wx + std::size_t(s) * in;
             T* rxt = rx + std::size_t(t) * in;
-            for (int i = 0; i < in; ++i) rxt[i] += xt[i] * ws[i] + q.s2[s];
+            for (int i = 0; i < in; ++i) {
+                const T r = xt[i] * ws[i] + q.s2[s];
+                rxt[i] += r;
+                in_total += r;
+            }
         }
-        q.rest += C::rest(q, d);
+        const T initial = C::rest(q, d);
+        q.rest += initial;
+        q.totals[st + 1] = initial;
+        q.totals[st + 2] = in_total;
     }
 }
 
@@ -497,8 +529,9 @@ void forward(const Model<T>& model, const Batch<T>& batch, int threads, T* score
 template <class T>
 void lrp(const Model<T>& model, const Batch<T>& batch, const std::int64_t* targets_in,
          const LrpParams& params, int threads, T* scores, std::int64_t* targets_out,
-         T* relevance, T* input_relevance, T* rest) {
+         T* relevance, T* input_relevance, T* rest, T* totals) {
     const int e = model.input_size;
+    const int S = model.stage_count();
     parallel_groups<Group<T>>(model, batch, threads,
                               [&](Group<T>& group, Seq<T>* const* seqs, const std::int64_t* idx, int count) {
         std::int64_t picked[Group<T>::capacity];
@@ -516,6 +549,7 @@ void lrp(const Model<T>& model, const Batch<T>& batch, const std::int64_t* targe
             }
             if (input_relevance)
                 std::memcpy(input_relevance + start * e, r0, sizeof(T) * std::size_t(q.len) * e);
+            if (totals) std::copy(q.totals.begin(), q.totals.begin() + S, totals + idx[b] * S);
         }
     });
 }

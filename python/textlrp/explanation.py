@@ -62,6 +62,50 @@ def _softmax(scores: Any) -> np.ndarray:
         return e / np.sum(e)
 
 
+@dataclass(frozen=True)
+class StageLayout:
+    """Where the engine's LRP stage totals sit (one layout per model, shared by its
+    explanations): their names, the number of head layers, directions per recurrent layer."""
+
+    names: tuple[str, ...]
+    head_layers: int
+    directions: tuple[int, ...]
+
+
+def _stage_rows(totals: np.ndarray, layout: StageLayout) -> list[dict[str, Any]]:
+    """Level rows of the layer-by-layer relevance totals (see Explanation.layers)."""
+    t = [float(v) for v in totals]
+    rows: list[dict[str, Any]] = []
+    initial = 0.0
+
+    def add(stage: str, relevance: float, absorbed: float, reached: float = 0.0,
+            directions: list[dict[str, Any]] | None = None) -> None:
+        nonlocal initial
+        initial += reached
+        rows.append({"stage": stage, "relevance": relevance, "absorbed": absorbed,
+                     "initial_state": reached, "conserved": relevance + initial,
+                     "directions": directions or []})
+
+    add("score", t[0], 0.0)
+    prev, i = t[0], 1
+    for _ in range(layout.head_layers + 1):  # head layer inputs (top first), then the pooling
+        add(layout.names[i], t[i], prev - t[i])
+        prev, i = t[i], i + 1
+    for l, n_dirs in reversed(list(enumerate(layout.directions))):
+        dirs = []
+        for k in range(n_dirs):
+            out, init, inp = t[i], t[i + 1], t[i + 2]
+            dirs.append({"direction": layout.names[i].rsplit(" outputs", 1)[0],
+                         "outputs": out, "inputs": inp, "initial_state": init,
+                         "absorbed": out - inp - init})
+            i += 3
+        inputs = sum(d["inputs"] for d in dirs)
+        add(f"layer {l} inputs", inputs, prev - inputs - sum(d["initial_state"] for d in dirs),
+            sum(d["initial_state"] for d in dirs), dirs)
+        prev = inputs
+    return rows
+
+
 @dataclass
 class Explanation:
     """Relevance of each token of one sequence for one target class.
@@ -95,6 +139,21 @@ class Explanation:
     embedding_relevance: np.ndarray | None = None
     params: dict[str, Any] = field(default_factory=dict)
     regression: bool = False
+    stage_totals: np.ndarray | None = field(default=None, repr=False)
+    stage_layout: StageLayout | None = field(default=None, repr=False)
+
+    @property
+    def layers(self) -> list[dict[str, Any]] | None:
+        """LRP only: the relevance total at each stage of the network, top down, computed by
+        the engine in the same pass. One row per level: ``stage``, ``relevance`` (the total
+        there), ``absorbed`` (taken by biases and stabilisers on the way from the level above;
+        0 with ``bias_factor=1`` up to rounding), ``initial_state`` (what reached the initial
+        recurrent states at this level), ``conserved`` (relevance + every initial-state share
+        so far: equal to the score on every row with ``bias_factor=1``) and, for recurrent
+        layers, ``directions`` (per direction: outputs, inputs, initial_state, absorbed)."""
+        if self.stage_totals is None or self.stage_layout is None:
+            return None
+        return _stage_rows(self.stage_totals, self.stage_layout)
 
     @property
     def value(self) -> float:

@@ -11,7 +11,7 @@ from typing import Any, Union
 import numpy as np
 
 from . import _core
-from .explanation import Explanation, ExplanationError
+from .explanation import Explanation, ExplanationError, StageLayout
 from .methods import METHODS, RULES, check_method, check_rule
 from .spec import CELLS, Attention, Dense, Direction, ModelSpec, Recurrent
 
@@ -149,6 +149,9 @@ class Model:
         self.lowercase = bool(lowercase)
         self.metadata: dict[str, Any] = dict(metadata or {})
         self.card: str | None = None if card is None else str(card)
+        self._stages = _stage_layout(self.spec)
+        if len(self._stages.names) != self._core.stage_count:
+            raise RuntimeError("the engine's LRP stages do not match textlrp.explanation.StageLayout")
 
     # ----------------------------------------------------------------- description
     @property
@@ -414,10 +417,11 @@ class Model:
         params: dict[str, Any] = {}
         emb: np.ndarray | None = None
         rest: np.ndarray | None = None
+        totals: np.ndarray | None = None
         if method == "lrp":
             eps, bias_factor = float(eps), float(bias_factor)
-            scores, used, rel, emb, rest = core.lrp(ids, offsets, mask, targets, eps, bias_factor,
-                                                    rule, threads, keep_embedding)
+            scores, used, rel, emb, rest, totals = core.lrp(ids, offsets, mask, targets, eps,
+                                                            bias_factor, rule, threads, keep_embedding)
             params = {"rule": rule, "eps": eps, "bias_factor": bias_factor}
         elif method in ("sa", "gi"):
             scores, used, emb, sa, gi = core.gradient(ids, offsets, mask, targets, threads,
@@ -448,6 +452,7 @@ class Model:
                 regression=self.regression,
                 rest=None if rest is None else float(rest[k]),
                 embedding_relevance=None if emb is None else emb[a:b], params=params,
+                stage_totals=None if totals is None else totals[k], stage_layout=self._stages,
             ))
         return out
 
@@ -531,6 +536,21 @@ class Model:
         from .io import save_model
 
         save_model(self, path)
+
+
+def _stage_layout(spec: ModelSpec) -> StageLayout:
+    """Names of the engine's LRP stage totals, in its order (Model::stage_count in C++)."""
+    names: list[str] = ["score"]
+    names += [f"head layer {k} input" for k in range(len(spec.head) - 1, -1, -1)]
+    names.append(f"{spec.pooling} pooling: layer {len(spec.layers) - 1} outputs")
+    for l in range(len(spec.layers) - 1, -1, -1):
+        r = spec.layers[l]
+        for k in range(len(r.directions)):
+            where = f"{r.cell} layer {l}" + (f" {'forward' if k == 0 else 'backward'}"
+                                              if len(r.directions) == 2 else "")
+            names += [f"{where} outputs", f"{where} initial state", f"{where} inputs"]
+    return StageLayout(tuple(names), len(spec.head),
+                       tuple(len(r.directions) for r in spec.layers))
 
 
 def _row_keys(inputs: np.ndarray) -> np.ndarray:

@@ -31,11 +31,12 @@ template <class T>
 void forward(const Model<T>& model, const Batch<T>& batch, int threads, T* scores);
 
 // relevance [n_tokens]; input_relevance [n_tokens, input_size] (may be null); rest [n]:
-// what reaches the initial states of all directions of all layers.
+// what reaches the initial states of all directions of all layers; totals [n,
+// model.stage_count()] (may be null): the relevance total at each stage (Model::stage_count).
 template <class T>
 void lrp(const Model<T>& model, const Batch<T>& batch, const std::int64_t* targets_in,
          const LrpParams& params, int threads, T* scores, std::int64_t* targets_out,
-         T* relevance, T* input_relevance, T* rest);
+         T* relevance, T* input_relevance, T* rest, T* totals);
 
 // grad [n_tokens, e] = d s_target / d x_t (may be null); sa = ||grad_t||^2; gi = grad_t . x_t.
 template <class T>

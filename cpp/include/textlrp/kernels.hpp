@@ -10,7 +10,7 @@
     void forward(const Model<T>&, const Batch<T>&, int, T*);                                        \
     template <class T>                                                                           \
     void lrp(const Model<T>&, const Batch<T>&, const std::int64_t*, const LrpParams&, int, T*,      \
-             std::int64_t*, T*, T*, T*);                                                         \
+             std::int64_t*, T*, T*, T*, T*);                                                     \
     template <class T>                                                                           \
     void gradient(const Model<T>&, const Batch<T>&, const std::int64_t*, int, T*, std::int64_t*,    \
                   T*, T*, T*);                                                                   \
@@ -23,7 +23,7 @@
 #define TEXTLRP_INSTANTIATE_KERNELS(T)                                                           \
     template void forward<T>(const Model<T>&, const Batch<T>&, int, T*);                            \
     template void lrp<T>(const Model<T>&, const Batch<T>&, const std::int64_t*, const LrpParams&,   \
-                         int, T*, std::int64_t*, T*, T*, T*);                                    \
+                         int, T*, std::int64_t*, T*, T*, T*, T*);                                \
     template void gradient<T>(const Model<T>&, const Batch<T>&, const std::int64_t*, int, T*,       \
                               std::int64_t*, T*, T*, T*);                                        \
     template void occlusion<T>(const Model<T>&, const Batch<T>&, const std::int64_t*, int, T*,      \

@@ -88,6 +88,15 @@ struct Model {
     bool continuous() const { return vocab_size == 0; }
     int n_classes() const { return head.back().out; }
     int n_features() const { return layers.back().out(); }
+    // Stages of the layer-by-layer relevance totals of LRP, top down: the explained score,
+    // each head layer's input (last layer first), the last recurrent layer's outputs after
+    // pooling, then per recurrent layer (top first) and direction: its outputs, what reached
+    // its initial state, its inputs.
+    int stage_count() const {
+        int n = 2 + int(head.size());
+        for (const auto& layer : layers) n += 3 * int(layer.dirs.size());
+        return n;
+    }
     bool has(Cell cell) const {
         for (const auto& layer : layers)
             if (layer.cell == cell) return true;

@@ -50,6 +50,7 @@ struct Seq {
     std::vector<T> tmp, work;             // per-step scratch rows
     std::vector<T> steps, wx, s2;         // per-step rows deferred to one matrix product
     std::vector<T> zeros;                 // [widest d], stands for the zero initial states
+    std::vector<T> totals;                // LRP: relevance total at each stage (stage_count())
     T S = 0;                              // a per-step scalar a cell passes from step to finish
     T rest = 0;
 
