@@ -129,6 +129,46 @@ def in_batches(batch, size):
     return [[batch[i] for i in order[k:k + size]] for k in range(0, len(batch), size)]
 
 
+def architectures(rng, batch, n):
+    """LSTM and GRU cells x the four poolings at the same sizes (e = d = 60, bidirectional, 5
+    classes, attention size 60), float64, one thread: sentences/s and the ratio to LSTM + last.
+    The rows are timed interleaved (round robin, best of 3) so that load changes hit all alike."""
+    import textlrp
+
+    def rand(*shape, scale):
+        return rng.standard_normal(shape) * scale
+
+    emb = rand(VOCAB, E_DIM, scale=0.5)
+    models = {}
+    for cell, G in (("lstm", 4), ("gru", 3)):
+        layer = [{"W_ih": rand(G * HIDDEN, E_DIM, scale=E_DIM ** -0.5),
+                  "W_hh": rand(G * HIDDEN, HIDDEN, scale=HIDDEN ** -0.5),
+                  "b_ih": rand(G * HIDDEN, scale=0.1), "b_hh": rand(G * HIDDEN, scale=0.1)}
+                 for _ in range(2)]
+        for pooling in ("last", "mean", "max", "attention"):
+            att = None
+            if pooling == "attention":
+                att = {"W": rand(60, 2 * HIDDEN, scale=0.1), "b": rand(60, scale=0.1),
+                       "v": rand(60, scale=0.3)}
+            models[cell, pooling] = textlrp.from_arrays(
+                emb, [layer], [{"W": rand(CLASSES, 2 * HIDDEN, scale=0.2), "b": None}],
+                cell=cell, pooling=pooling, attention=att)
+    best = {(key, m): float("inf") for key in models for m in ("lrp", "gi")}
+    for _ in range(3):
+        for key, model in models.items():
+            for method in ("lrp", "gi"):
+                t0 = time.perf_counter()
+                model.explain_batch(batch, method=method, threads=1, keep_embedding=False)
+                best[key, method] = min(best[key, method], time.perf_counter() - t0)
+    print()
+    print("| cell | pooling | LRP sentences/s | vs LSTM + last | GI sentences/s | vs LSTM + last |")
+    print("|---|---|---:|---:|---:|---:|")
+    for cell, pooling in models:
+        lrp, gi = n / best[(cell, pooling), "lrp"], n / best[(cell, pooling), "gi"]
+        lrp0, gi0 = n / best[("lstm", "last"), "lrp"], n / best[("lstm", "last"), "gi"]
+        print(f"| {cell} | {pooling} | {lrp:,.0f} | {lrp / lrp0:.2f}x | {gi:,.0f} | {gi / gi0:.2f}x |")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=2000, help="sentences (default 2000)")
@@ -137,6 +177,8 @@ def main(argv=None):
     ap.add_argument("--baseline-n", type=int, default=1000,
                     help="sentences for the batched numpy and torch baselines (every k-th, so "
                          "the length distribution stays; rate extrapolated)")
+    ap.add_argument("--skip-architectures", action="store_true",
+                    help="skip the GRU / pooling rows")
     args = ap.parse_args(argv)
 
     import textlrp
@@ -222,6 +264,8 @@ def main(argv=None):
         else:
             ratio = f"{mine[(what, dtype, t)] / r:.1f}x"
         print(f"| {what} | {impl} | {dtype} | {t} | {r:,.0f} | {ratio} |")
+    if not args.skip_architectures:
+        architectures(rng, batch, args.n)
     print()
     print(f"memory: explain_batch(LRP) of {args.n} sentences raised peak RSS by "
           f"{(rss[1] - rss[0]) / 1024:.1f} MB with keep_embedding=False, then by "
