@@ -248,16 +248,16 @@ def test_from_arrays_gate_orders_and_bias_forms():
         return np.concatenate([z, r, n])
 
     keras = textlrp.from_arrays(
-        spec.embedding, [[dict(W_ih=zrn(d.W_ih), W_hh=zrn(d.W_hh), b_ih=zrn(d.b_ih), b_hh=zrn(d.b_hh))]],
-        [dict(W=spec.head[0].W, b=spec.head[0].b)], cell="gru", gate_order="zrh")
+        spec.embedding, [[{"W_ih": zrn(d.W_ih), "W_hh": zrn(d.W_hh), "b_ih": zrn(d.b_ih), "b_hh": zrn(d.b_hh)}]],
+        [{"W": spec.head[0].W, "b": spec.head[0].b}], cell="gru", gate_order="zrh")
     xs = [[1, 2, 3, 4], [5]]
     np.testing.assert_array_equal(keras.predict(xs), ref.predict(xs))
     with pytest.raises(ValueError, match="GRU needs b_ih and b_hh apart"):
-        textlrp.from_arrays(spec.embedding, [[dict(W_ih=d.W_ih, W_hh=d.W_hh, b=d.b_ih)]],
-                            [dict(W=spec.head[0].W)], cell="gru")
+        textlrp.from_arrays(spec.embedding, [[{"W_ih": d.W_ih, "W_hh": d.W_hh, "b": d.b_ih}]],
+                            [{"W": spec.head[0].W}], cell="gru")
     with pytest.raises(ValueError, match="permutation of 'rzn'"):
-        textlrp.from_arrays(spec.embedding, [[dict(W_ih=d.W_ih, W_hh=d.W_hh, b_ih=d.b_ih, b_hh=d.b_hh)]],
-                            [dict(W=spec.head[0].W)], cell="gru", gate_order="ifgo")
+        textlrp.from_arrays(spec.embedding, [[{"W_ih": d.W_ih, "W_hh": d.W_hh, "b_ih": d.b_ih, "b_hh": d.b_hh}]],
+                            [{"W": spec.head[0].W}], cell="gru", gate_order="ifgo")
     with pytest.raises(ValueError, match="attention"):
-        textlrp.from_arrays(spec.embedding, [[dict(W_ih=d.W_ih, W_hh=d.W_hh, b_ih=d.b_ih, b_hh=d.b_hh)]],
-                            [dict(W=spec.head[0].W)], cell="gru", pooling="attention")
+        textlrp.from_arrays(spec.embedding, [[{"W_ih": d.W_ih, "W_hh": d.W_hh, "b_ih": d.b_ih, "b_hh": d.b_hh}]],
+                            [{"W": spec.head[0].W}], cell="gru", pooling="attention")

@@ -32,8 +32,8 @@ def grid():
         C = int(rng.choice([1, 2, 4]))
         head = head + ((None, bool(rng.integers(2))),)
         name = "-".join(cell) if isinstance(cell, tuple) else cell
-        out.append(pytest.param(dict(cell=cell, layers=layers, pooling=pooling, continuous=continuous,
-                                     head=head, C=C, e=int(rng.integers(2, 6))),
+        out.append(pytest.param({"cell": cell, "layers": layers, "pooling": pooling, "continuous": continuous,
+                                     "head": head, "C": C, "e": int(rng.integers(2, 6))},
                                 id=f"{name}-{pooling}-{'cont' if continuous else 'tok'}-L{n_layers}-H{n_head}-C{C}"))
     return out
 

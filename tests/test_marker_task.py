@@ -13,7 +13,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("textlrp.nn")
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
-import marker_task  # noqa: E402
+import marker_task
 
 
 @pytest.fixture(autouse=True)

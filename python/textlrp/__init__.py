@@ -15,7 +15,8 @@ from typing import Any
 
 from .explanation import Explanation, ExplanationError, Prediction
 from .io import load_model
-from .model import METHODS, RULES, Model, from_arrays
+from .methods import METHODS, RULES
+from .model import Model, from_arrays
 from .tokenize import tokenize
 
 # The one place the version is written: pyproject.toml reads it from here (scikit-build-core

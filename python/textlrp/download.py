@@ -84,6 +84,7 @@ try:
     _CORRUPT += (lzma.LZMAError,)
 except ImportError:  # Python built without lzma: zipfile cannot read such members anyway
     pass
+_CORRUPT_OR_OS: tuple[type[BaseException], ...] = (*_CORRUPT, OSError)
 
 
 class DownloadError(ValueError):
@@ -259,13 +260,13 @@ def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, label: str) -> Iter
     archive are guarded, so an error writing the copy (a full disk) stays an OSError."""
     try:
         src = zf.open(info)
-    except (*_CORRUPT, OSError) as exc:  # a bad local header, encryption, ...
+    except _CORRUPT_OR_OS as exc:  # a bad local header, encryption, ...
         raise _damaged(label, info, exc) from None
     with src:
         while True:
             try:
                 block = src.read(_CHUNK)
-            except (*_CORRUPT, OSError) as exc:
+            except _CORRUPT_OR_OS as exc:
                 raise _damaged(label, info, exc) from None
             if not block:
                 return

@@ -92,7 +92,7 @@ def _stage_rows(totals: np.ndarray, layout: StageLayout) -> list[dict[str, Any]]
         add(layout.names[i], t[i], prev - t[i])
         prev, i = t[i], i + 1
     for l, n_dirs in reversed(list(enumerate(layout.directions))):
-        dirs = []
+        dirs: list[dict[str, Any]] = []
         for k in range(n_dirs):
             out, init, inp = t[i], t[i + 1], t[i + 2]
             dirs.append({"direction": layout.names[i].rsplit(" outputs", 1)[0],

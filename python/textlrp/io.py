@@ -474,7 +474,7 @@ def _read_member(z: zipfile.ZipFile, info: zipfile.ZipInfo, name: str, dtype: np
     """A member checked by _member_header as a read-only array, decompressed in bounded
     steps into one buffer of the declared size."""
     out = np.empty(shape, dtype=dtype)
-    view = memoryview(out).cast("B")
+    view = out.data.cast("B")
     with _damaged(fail, f"member {name!r} is damaged"), z.open(info) as m:
         m.read(offset)
         pos = 0

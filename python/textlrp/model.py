@@ -12,7 +12,7 @@ import numpy as np
 
 from . import _core
 from .explanation import Explanation, ExplanationError, StageLayout
-from .methods import METHODS, RULES, check_method, check_rule
+from .methods import RULES, check_method, check_rule
 from .spec import CELLS, Attention, Dense, Direction, ModelSpec, Recurrent
 
 if tuple(RULES) != tuple(_core.RULES) or tuple(CELLS) != tuple(_core.CELLS):

@@ -17,7 +17,7 @@ Gate row order is the engine's (and PyTorch's): LSTM ``i, f, g, o``; GRU ``r, z,
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
@@ -80,7 +80,7 @@ class Dense:
     """``y = W a + b``: ``W`` [out, in], ``b`` [out] or None (no bias)."""
 
     W: np.ndarray
-    b: Optional[np.ndarray] = None
+    b: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -99,11 +99,11 @@ class ModelSpec:
     """A whole model. ``embedding`` [V, e] for token inputs, or None for continuous inputs of
     width ``input_size``; ``pooling`` one of POOLINGS (``attention`` needs ``attention``)."""
 
-    embedding: Optional[np.ndarray]
+    embedding: np.ndarray | None
     layers: tuple[Recurrent, ...]
     head: tuple[Dense, ...]
     pooling: str = "last"
-    attention: Optional[Attention] = None
+    attention: Attention | None = None
     input_size: int = field(default=0)
 
     # ------------------------------------------------------------------ derived sizes
@@ -214,12 +214,12 @@ class ModelSpec:
             W = _array(dense.W, f"head layer {k} W", 2, dtype)
             if W.shape[1] != n_in or W.shape[0] < 1:
                 raise ValueError(f"head layer {k} W: expected shape (out, {n_in}), got {W.shape}")
-            b = None
+            bias: np.ndarray | None = None
             if dense.b is not None:
-                b = _array(dense.b, f"head layer {k} b", 1, dtype)
-                if b.shape != (W.shape[0],):
-                    raise ValueError(f"head layer {k} b: expected {W.shape[0]} values, got {b.shape}")
-            head.append(Dense(W, b))
+                bias = _array(dense.b, f"head layer {k} b", 1, dtype)
+                if bias.shape != (W.shape[0],):
+                    raise ValueError(f"head layer {k} b: expected {W.shape[0]} values, got {bias.shape}")
+            head.append(Dense(W, bias))
             n_in = int(W.shape[0])
         input_size = int(emb.shape[1]) if emb is not None else int(self.input_size)
         return replace(self, embedding=emb, layers=tuple(layers), head=tuple(head), attention=att,
