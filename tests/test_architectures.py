@@ -156,7 +156,7 @@ def test_conservation_and_thread_invariance(cell, pooling, continuous, layers, b
         assert np.array_equal(a.scores, b.scores)
 
 
-@pytest.mark.parametrize("cell, pooling", itertools.product(CELLS, POOLINGS))
+@pytest.mark.parametrize("cell, pooling", list(itertools.product(CELLS, POOLINGS)))
 def test_float32_close_to_float64(cell, pooling):
     rng = np.random.default_rng(3)
     net = Net(rng, cell, pooling, False, 2, True, 2)
