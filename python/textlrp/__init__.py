@@ -31,6 +31,7 @@ __all__ = [
     "Model",
     "Prediction",
     "from_arrays",
+    "from_keras",
     "from_torch",
     "load_model",
     "tokenize",
@@ -45,3 +46,17 @@ def from_torch(embedding: Any, rnn: Any, head: Any, **kwargs: Any) -> Model:
     from .torch_import import from_torch as _from_torch
 
     return _from_torch(embedding, rnn, head, **kwargs)
+
+
+def from_keras(model_or_path: Any, vocab: Any = None, class_names: Any = None,
+               **kwargs: Any) -> Model:
+    """Build a Model from a Keras 3 model: the path of a ``.keras`` file (read with json and
+    h5py, never executing code from the file) or a live ``keras.Model``. Embedding or
+    continuous inputs, LSTM/GRU/Bidirectional layers, last-state or global average/max
+    pooling, a Dense head; the scores are those before a final softmax/sigmoid. Anything
+    textlrp cannot compute exactly is refused naming the layer and the setting (docs/keras.md).
+    Keyword arguments: ``unk_token``, ``lowercase``, ``dtype``, ``metadata``. Importing textlrp
+    never imports Keras or h5py."""
+    from .keras_import import from_keras as _from_keras
+
+    return _from_keras(model_or_path, vocab, class_names, **kwargs)

@@ -188,6 +188,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="text: readable lines (default); json: the same card as one JSON object")
     p.set_defaults(func=_cmd_info)
 
+    from . import keras_import  # its options and code live there; Keras/h5py load only on use
+
+    p = sub.add_parser("import-keras", help="convert a Keras .keras model to a textlrp model",
+                       description="Convert a Keras 3 model file (.keras) to a textlrp model file "
+                                   "(.npz), reading it without running code from it.")
+    keras_import.add_cli_arguments(p)
+    p.set_defaults(func=keras_import.run_cli)
+
     _register_plugins(sub)
     parser.set_defaults(commands=list(sub.choices))
     return parser
