@@ -13,7 +13,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from importlib.util import find_spec
 from pathlib import Path
@@ -416,7 +415,7 @@ def test_cli_with_a_worker_killed_mid_run_loses_no_partition(cluster, corpus, tm
     proc = _start_cli(corpus, out, cluster["address"])
     _wait_for(lambda: len(list(out.glob("0*.jsonl"))) >= 2 or proc.poll() is not None, 300,
               "the first partitions")
-    victim_address, victim = sorted(_worker_pids(client).items())[0]
+    victim_address, victim = min(_worker_pids(client).items())
     assert proc.poll() is None, "the run ended before a worker could be killed"
     os.kill(victim, signal.SIGKILL)
     written_before_kill = len(list(out.glob("0*.jsonl")))
