@@ -13,7 +13,7 @@ loading them (a broken file fails there, with :class:`~textlrp.io.ModelFileError
 task exists). The bytes enter the task graph as ONE data key, ``textlrp-model-<sha256>``,
 that every partition task depends on: the graph carries the model once (not once per task),
 each worker receives it once (from the scheduler or a peer) and loads it once per process
-into a small cache keyed by the file's sha256; a partition task itself pickles to about 1 KB.
+into a small cache keyed by the file's sha256; a partition task pickles to about 700 bytes.
 The model file format (no pickle) is the wire format, so nothing in a Model needs pickling.
 
 Importing this module does not import dask; its functions do.
