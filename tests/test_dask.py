@@ -507,3 +507,18 @@ def test_threads_do_not_change_the_bytes_of_a_partition(tmp_path):
         assert _write_part(part, data, shipped, params, str(d), False, False) == (0, 600, 0)
         outputs.append((d / part.name).read_bytes())
     assert outputs[0] == outputs[1]
+
+
+@needs_dask
+@pytest.mark.parametrize("scheduler", ["sync", "threads"])
+def test_local_schedulers_give_the_same_records(scheduler):
+    import dask.bag as db
+
+    import textlrp.dask
+
+    texts = ["a gorgeous , witty , seductive movie .", "not good", "", "bad"] * 50
+    records = textlrp.dask.explain(db.from_sequence(texts, npartitions=4)).compute(
+        scheduler=scheduler)
+    results = textlrp.load_model().explain_corpus(texts, errors="record", keep_embedding=False)
+    assert records == [r.to_dict() if isinstance(r, textlrp.Explanation)
+                       else {"text": r.text, "error": r.error} for r in results]
