@@ -175,6 +175,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "|relevance| (default); report = one scale for the whole output "
                         "(a terminal stream uses the running maximum); a number X: |relevance| "
                         ">= X")
+    from . import dask as _dask  # textlrp[dask]: only its options here; dask loads on use
+
+    _dask.add_cli_arguments(p)
     p.set_defaults(func=_cmd_explain)
 
     p = sub.add_parser("predict", parents=[source, model, output],
@@ -862,6 +865,12 @@ def _predict_chunk(model: Any, chunk: list[_Row], writer: _Output,
 
 
 def _cmd_explain(args: argparse.Namespace) -> int:
+    if args.dask is not None or args.output_dir is not None:  # a corpus on a Dask cluster
+        from . import dask
+
+        if args.dask is None:
+            raise UsageError("--output-dir goes with --dask (give --output FILE for a local run)")
+        return dask.run_cli(args, args.model, _explain_options(args))
     text = _the_text(args)
     model = _text_model(args)
     targets = _targets(args, model)
