@@ -508,7 +508,8 @@ class DeletionConfig:
         if self.target not in ("true", "predicted"):
             raise ValueError(f"target must be 'true' or 'predicted', got {self.target!r}")
         if self.order not in ("auto", "decreasing", "increasing"):
-            raise ValueError(f"order must be 'auto', 'decreasing' or 'increasing', got {self.order!r}")
+            raise ValueError("order must be 'auto', 'decreasing' or 'increasing', "
+                             f"got {self.order!r}")
         if self.mode not in ("zero", "remove"):
             raise ValueError(f"mode must be 'zero' or 'remove', got {self.mode!r}")
         eps, bias_factor = float(self.eps), float(self.bias_factor)
@@ -565,7 +566,8 @@ def word_deletion(
         raise TypeError(f"config must be a DeletionConfig, got {type(cfg).__name__}")
     if len(sentences) != len(labels):
         raise ValueError(f"{len(sentences)} sentences but {len(labels)} labels")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+    if (isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer))
+            or batch_size < 1):
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
     specs = cfg.specs()
     seeds = list(cfg.random_seeds)

@@ -220,7 +220,8 @@ def _build_net(vocab_size: int, cfg: TrainConfig, n_classes: int) -> Any:
         def __init__(self) -> None:
             super().__init__()
             self.embedding = nn.Embedding(vocab_size, cfg.net.embedding_dim)
-            self.lstm = nn.LSTM(cfg.net.embedding_dim, cfg.net.hidden_size, batch_first=True, bidirectional=True)
+            self.lstm = nn.LSTM(cfg.net.embedding_dim, cfg.net.hidden_size, batch_first=True,
+                                bidirectional=True)
             self.head = nn.Linear(2 * cfg.net.hidden_size, n_classes, bias=cfg.net.head_bias)
             self.embedding_dropout = nn.Dropout(cfg.regularisation.embedding_dropout)
             self.dropout = nn.Dropout(cfg.regularisation.dropout)
@@ -356,7 +357,8 @@ def _train(
     log(f"train phrases {len(phrases)}, vocab {len(vocab)}, dev {len(dev)}, test {len(test)}")
 
     net = _build_net(len(vocab), cfg, len(SST_CLASS_NAMES))
-    optimizer = torch.optim.Adam(net.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
+    optimizer = torch.optim.Adam(net.parameters(), lr=cfg.optim.lr,
+                                 weight_decay=cfg.optim.weight_decay)
     loss_fn = nn.CrossEntropyLoss()
 
     steps_per_epoch = len(_batches_by_length(train_len, cfg.optim.batch_size, None))
@@ -388,7 +390,8 @@ def _train(
             net.train()
             ids_np = np.stack([train_x[i] for i in batch])
             if cfg.regularisation.word_dropout > 0:
-                ids_np = np.where(rng.random(ids_np.shape) < cfg.regularisation.word_dropout, 0, ids_np)
+                dropped = rng.random(ids_np.shape) < cfg.regularisation.word_dropout
+                ids_np = np.where(dropped, 0, ids_np)
             ids = torch.from_numpy(ids_np)
             labels = torch.from_numpy(train_y[batch])
             optimizer.zero_grad()
@@ -503,8 +506,9 @@ TORCH_HINT = "pip install torch==2.13.0"
 
 
 def command_line(data: str, out: str, cfg: TrainConfig) -> str:
-    """The ``textlrp train`` command that repeats a run, rebuilt from the parsed values (not
-    from sys.argv): --data, --out, the seed, and every setting that differs from its default."""
+    """The ``textlrp train`` command that repeats a run, rebuilt from the config (never from
+    the process's own arguments): --data, --out, the seed, and every setting that differs
+    from its default."""
     words = ["textlrp", "train", "--data", str(data), "--out", str(out)]
     defaults = TrainConfig().as_dict()
     for name, value in cfg.as_dict().items():

@@ -70,15 +70,19 @@ def run(args: argparse.Namespace) -> int:
                "attention": f"additive attention ({arch['attention_size']})"}[arch["pooling"]]
     head = " → ReLU → ".join(f"linear {h['in']}→{h['out']}{'' if h['bias'] else ' (no bias)'}"
                              for h in arch["head"])
-    source = (f"embedding {arch['vocab_size']}×{arch['input_size']}" if arch["input"] == "embedding"
+    source = (f"embedding {arch['vocab_size']}×{arch['input_size']}"
+              if arch["input"] == "embedding"
               else f"continuous inputs ({arch['input_size']} features per step)")
     rows = [
         ("model", path),
         ("architecture", f"{source} → {rnn} → {pooling} → {head}"),
     ]
     if arch["input"] == "embedding":
-        rows.append(("vocabulary", f"{info['vocab_size']} entries" + ("" if info["has_vocab"] else " (ids only)")
-                     + f", unknown token {info['unk_token']!r}, lowercase {'yes' if info['lowercase'] else 'no'}"))
+        ids_only = "" if info["has_vocab"] else " (ids only)"
+        lowercase = "yes" if info["lowercase"] else "no"
+        vocabulary = (f"{info['vocab_size']} entries{ids_only}, unknown token "
+                      f"{info['unk_token']!r}, lowercase {lowercase}")
+        rows.append(("vocabulary", vocabulary))
     rows += [
         ("outputs", "one value (regression)" if info["regression"]
          else ", ".join(f"{k} {c}" for k, c in enumerate(info["class_names"]))
@@ -93,7 +97,8 @@ def run(args: argparse.Namespace) -> int:
     # Everything below came from the file: no string of it may drive the terminal.
     text = "\n".join(options.terminal_safe(line) for line in lines)
     if info["card"]:
-        text += "\n\nmodel card\n\n" + options.terminal_safe(info["card"].strip("\n"), newlines=True)
+        card = options.terminal_safe(info["card"].strip("\n"), newlines=True)
+        text += "\n\nmodel card\n\n" + card
     else:
         text += "\n\nmodel card: none (this model file carries no card)"
     print(text)
