@@ -389,3 +389,25 @@ def test_corpus_of_a_stringio_with_crlf(model):
     got = list(model.explain_corpus(io.StringIO("the film\r\nbad\r\n", newline=""),
                                     method="random", seed=4))
     assert [g.text for g in got] == ["the film", "bad"] and got[0].params == {"seed": 4}
+
+
+def test_continuous_and_regression_models_take_the_new_arguments(make_random_spec):
+    """target="all", Encodings and the overflow flag on a continuous-input GRU regression
+    model and a continuous LSTM classifier (the spec-built architectures)."""
+    rng = np.random.default_rng(8)
+    for cell, C in (("gru", 1), ("lstm", 3)):
+        spec = make_random_spec(rng, cell=cell, layers=((3, True),), pooling="mean",
+                                continuous=True, e=2, C=C)
+        model = textlrp.Model(spec)
+        xs = [rng.standard_normal((5, 2)), rng.standard_normal((2, 2))]
+        per_class = model.explain_batch(xs, target="all", method="gi")
+        assert [len(r) for r in per_class] == [C, C] and per_class[0][0].regression == (C == 1)
+        encs = [model.encode(x) for x in xs]
+        np.testing.assert_array_equal(model.predict(encs), model.predict(xs))
+        for a, b in zip(model.explain_batch(encs, target=0), model.explain_batch(xs, target=0)):
+            np.testing.assert_array_equal(a.relevance, b.relevance)
+            assert not a.overflow
+        with pytest.raises(TypeError, match="one input"):
+            model.explain(2.0)
+        with pytest.raises(ValueError, match=r"shape \(steps, 2\)"):
+            model.predict([Encoding(["0"], np.zeros((1, 3)), np.zeros(1, bool))])

@@ -5,7 +5,10 @@ options and (``set_defaults(func=...)``) the function that runs it. The commands
 call the API and write; what they share lives in :mod:`.options` (parser, option types and
 validators, checks that run before any work), :mod:`.inputs` (model, TEXT, corpus rows) and
 :mod:`.outputs` (formats, writers, the corpus loop). A new command is a new module plus its
-name in ``COMMANDS``.
+name in ``COMMANDS`` (the module's name; the command's name is what ``add_parser``
+registers, e.g. ``import_keras`` -> ``import-keras``). An option of every corpus command goes
+into ``options.add_source_options``, another way to run a corpus into
+``outputs.run_corpus``.
 
 A user mistake prints one line ``textlrp: error: ...`` on stderr and returns 2; a corpus line
 that cannot be processed becomes an error record in the output instead of stopping the run.
