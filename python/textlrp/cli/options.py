@@ -190,8 +190,9 @@ def add_method_options(parser: argparse.ArgumentParser) -> None:
     fills in its default), so giving one to a method that does not take it is an error."""
     e = parser.add_argument_group("explanation")
     e.add_argument("--method", choices=tuple(METHODS), default="lrp",
-                   help=", ".join(f"{name} ({m.doc})" for name, m in METHODS.items())
-                        + "; default lrp")
+                   help="lrp (default), sa (squared gradient norm), gi (gradient x input), "
+                        "occlusion (one forward pass per word: O(T^2) per text), random "
+                        "(a seeded baseline)")
     e.add_argument("--rule", choices=tuple(RULES),
                    help=f"LRP rule for the LSTM's products (default {DEFAULT_RULE}; lrp only)")
     e.add_argument("--eps", type=eps, help="LRP epsilon stabiliser, > 0 (default 0.001; lrp only)")
