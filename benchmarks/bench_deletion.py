@@ -39,7 +39,8 @@ def naive_deletion(model, sentences, labels, *, methods, k, seeds):
             hits = np.zeros((len(sentences), k + 1), dtype=bool)
             for i, s in enumerate(sentences):
                 correct = pred0[i] == y[i]
-                rel = model.explain(s, method=method, target=y[i], seed=seed).relevance
+                params = {"seed": seed} if method == "random" else {}
+                rel = model.explain(s, method=method, target=y[i], **params).relevance
                 order = np.argsort(-rel if correct else rel, kind="stable")
                 hits[i, 0] = correct
                 for j in range(1, k + 1):
@@ -54,7 +55,7 @@ def naive_deletion(model, sentences, labels, *, methods, k, seeds):
 
 def main(argv=None) -> int:
     import textlrp
-    from textlrp.experiments import load_labelled, word_deletion
+    from textlrp.experiments import DeletionConfig, load_labelled, word_deletion
 
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -77,17 +78,12 @@ def main(argv=None) -> int:
         f"cores: {os.cpu_count()}; threads: {args.threads}; "
         f"load average at start: {os.getloadavg()[0]:.2f}"
     )
-    kw = {
-        "methods": METHODS,
-        "k": 5,
-        "min_length": 10,
-        "random_seeds": range(5),
-        "threads": args.threads,
-    }
+    config = DeletionConfig(methods=METHODS, k=5, min_length=10, random_seeds=range(5))
+    kw = {"threads": args.threads}
 
     best = None
     for _ in range(args.repeat):
-        res = word_deletion(model, sentences, labels, **kw)
+        res = word_deletion(model, sentences, labels, config, **kw)
         best = res if best is None or res.seconds < best.seconds else best
     assert best is not None
     print(
@@ -104,8 +100,9 @@ def main(argv=None) -> int:
     t = time.perf_counter()
     naive = naive_deletion(model, sub_s, sub_l, methods=METHODS, k=5, seeds=list(range(5)))
     t_naive = time.perf_counter() - t
-    t_batched = min(word_deletion(model, sub_s, sub_l, **kw).seconds for _ in range(args.repeat))
-    check = word_deletion(model, sub_s, sub_l, **kw)
+    t_batched = min(word_deletion(model, sub_s, sub_l, config, **kw).seconds
+                    for _ in range(args.repeat))
+    check = word_deletion(model, sub_s, sub_l, config, **kw)
     for m in METHODS:
         np.testing.assert_allclose(check.methods[m].correct, naive[m][0], err_msg=m)
         np.testing.assert_allclose(check.methods[m].false, naive[m][1], err_msg=m)

@@ -193,7 +193,8 @@ def test_gru_rejects_product_rules():
     for rule in ("prop", "half", "abs"):
         with pytest.raises(ValueError, match="defined for lstm cells only"):
             model.explain([1, 2, 3], rule=rule)
-    model.explain([1, 2, 3], method="gi", rule="prop")  # the rule only matters for LRP
+    with pytest.raises(ValueError, match="rule applies to method .lrp. only"):
+        model.explain([1, 2, 3], method="gi", rule="prop")  # refused, not ignored
 
 
 def test_continuous_input_errors():

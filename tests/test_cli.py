@@ -12,9 +12,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import run_textlrp
 
 import textlrp
 from textlrp import cli
+from textlrp.cli import inputs, outputs
 
 WORDS = ["the", "a", "movie", "film", "is", "was", "great", "good", "bad", "terrible", "boring",
          "fun", "not", "very", "and", "but", "of", "plot", "acting", "story", ",", ".", "!", "it",
@@ -583,46 +585,51 @@ def test_subcommands_of_other_modules_are_registered(capsys):
     assert code == 0 and "usage: textlrp deletion" in out
 
 
-def test_overflowing_relevance_becomes_an_error_record(capsys, model_path, tmp_path, monkeypatch):
-    """The engine warns when relevance overflows (long inputs, tiny eps); the CLI turns such
-    a line into an error record (the JSON promises finite numbers) and stays quiet otherwise."""
-    real = textlrp.Model.explain_corpus
+def _overflowing_model(path):
+    """A one-unit LSTM whose cell state settles at c = -f: with the prop rule, eps 1e-6 and
+    bias_factor 1 the relevance of a 100-word text overflows float64 (see
+    test_engine_explanation), a 5-word text does not."""
+    b = np.array([0.0, 0.0, np.arctanh(-0.5), 0.0])
+    zero = np.zeros((4, 1))
+    textlrp.from_arrays(np.ones((2, 1)), [[{"W_ih": zero, "W_hh": zero, "b": b}]],
+                        [{"W": np.ones((2, 1)), "b": None}], vocab=["<unk>", "a"],
+                        class_names=["x", "y"], unk_token="<unk>").save(path)
+    return str(path)
 
-    def overflowing(self, iterable, **kwargs):
-        import warnings
-        for res in real(self, iterable, **kwargs):
-            if getattr(res, "text", None) == "bad plot":
-                warnings.warn("lrp relevance overflowed to inf/NaN for input(s) [0]", RuntimeWarning)
-                res.relevance = np.array([np.inf, 0.0])
-            yield res
 
-    monkeypatch.setattr(textlrp.Model, "explain_corpus", overflowing)
-    path = write(tmp_path, "c.txt", b"great fun\nbad plot\n")
-    code, out, err = run(capsys, "explain", "-m", model_path, "-i", path)
+OVERFLOW_OPTIONS = ("--rule", "prop", "--eps", "1e-6", "--bias-factor", "1")
+
+
+def test_overflowing_relevance_becomes_an_error_record(capsys, tmp_path):
+    """The API flags the input (Explanation.overflow); the CLI writes an error record for that
+    line (the JSON promises finite numbers), says nothing else, and goes on."""
+    model = _overflowing_model(tmp_path / "overflow.npz")
+    path = write(tmp_path, "c.txt", ("a " * 5 + "\n" + "a " * 100 + "\n").encode())
+    code, out, err = run(capsys, "explain", "-m", model, "-i", path, *OVERFLOW_OPTIONS)
     recs = json_lines(out)
-    assert code == 0 and "relevance" in recs[0]
-    assert recs[1] == {"line": 2, "text": "bad plot", "error": cli._OVERFLOW}
-    assert "RuntimeWarning" not in err and "1 of 2 lines" in err
+    assert code == 0 and "relevance" in recs[0] and recs[0]["overflow"] is False
+    assert recs[1] == {"line": 2, "text": "a " * 100, "error": outputs.OVERFLOW}
+    assert "Warning" not in err and "1 of 2 lines" in err
+    # with --all-classes too (every class of the line is explained at once)
+    code, out, err = run(capsys, "explain", "-m", model, "-i", path, "--all-classes",
+                         *OVERFLOW_OPTIONS)
+    recs = json_lines(out)
+    assert code == 0 and [r["target"] for r in recs[:2]] == [0, 1]
+    assert recs[2] == {"line": 2, "text": "a " * 100, "error": outputs.OVERFLOW}
 
 
-def test_overflowing_relevance_of_a_text_is_a_user_error(capsys, model_path, monkeypatch):
-    real = textlrp.Model.explain_batch
-
-    def overflowing(self, inputs, **kwargs):
-        import warnings
-        warnings.warn("lrp relevance overflowed to inf/NaN for input(s) [0]", RuntimeWarning)
-        exps = real(self, inputs, **kwargs)
-        exps[0].relevance = np.full(len(exps[0].tokens), np.nan)
-        return exps
-
-    monkeypatch.setattr(textlrp.Model, "explain_batch", overflowing)
-    assert_user_error(capsys, "explain", "-m", model_path, "great fun", match="larger --eps")
+def test_overflowing_relevance_of_a_text_is_a_user_error(tmp_path):
+    model = _overflowing_model(tmp_path / "overflow.npz")
+    proc = run_textlrp("explain", "-m", model, "a " * 100, *OVERFLOW_OPTIONS)
+    assert_one_line_error(proc, "larger --eps")
+    proc = run_textlrp("explain", "-m", model, "a " * 5, *OVERFLOW_OPTIONS)
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
 
 
 def test_keyboard_interrupt_gives_130(capsys, model_path, monkeypatch):
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
-    monkeypatch.setattr(cli, "_load_model", interrupted)
+    monkeypatch.setattr(inputs, "load_model", interrupted)
     code, _, err = run(capsys, "explain", "-m", model_path, "hi")
     assert code == 130 and "Traceback" not in err
 

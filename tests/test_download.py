@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import http.server
 import io
@@ -193,17 +192,17 @@ def test_archive_option_and_layout_errors(test_sums, tmp_path):
 def test_cli(server, test_sums, tmp_path, capsys):
     base, routes = server
     routes["/sst.zip"] = make_zip(FILES)
-    parser = argparse.ArgumentParser()
-    download.register_cli(parser.add_subparsers())
-    args = parser.parse_args(
-        ["data", "sst", "--dest", str(tmp_path / "d"), "--url", f"{base}/sst.zip", "--timeout", "5"]
-    )
-    assert args.func(args) == 0
+    from textlrp.cli import main
+
+    argv = ["data", "sst", "--dest", str(tmp_path / "d"), "--url", f"{base}/sst.zip", "--timeout",
+            "5"]
+    assert main(argv) == 0
     out = capsys.readouterr().out
     assert "test.txt" in out and test_sums["test.txt"] in out
     assert (tmp_path / "d" / "train.txt").read_bytes() == FILES["train.txt"]
-    with pytest.raises(SystemExit):  # `textlrp data` needs a data set name
-        parser.parse_args(["data"])
+    assert main(["data"]) == 2  # `textlrp data` needs a data set name: one line
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith("textlrp: error: ") and "DATASET" in err[0]
 
 
 # --------------------------------------------------------------------------- damaged archives

@@ -111,10 +111,11 @@ def test_explain_corpus_streams_the_same_results(model):
         assert a.rest == b.rest
 
 
-def test_overflowing_relevance_warns_and_names_the_input():
+def test_overflowing_relevance_is_flagged_on_the_input():
     """A crafted LSTM whose cell state settles at c = -f: the prop rule's share
     c_prev / stab(f + c_prev) is then ~ -0.5 / eps at every step, so relevance grows by
-    ~1e5 per step backwards and overflows float64 within 100 tokens."""
+    ~1e5 per step backwards and overflows float64 within 100 tokens. The API reports it as
+    ``overflow`` on that input's Explanation (no warning: filterwarnings=error would fail)."""
     b = np.array([0.0, 0.0, np.arctanh(-0.5), 0.0])  # i = f = 0.5, g = -0.5: c -> -0.5 = -f
     zero = np.zeros((4, 1))
     model = build({"embedding": np.ones((2, 1)),
@@ -122,11 +123,12 @@ def test_overflowing_relevance_warns_and_names_the_input():
                    "head": [{"W": np.ones((1, 1)), "b": None}]})
     batch = [[1] * 5, [1] * 100, [0] * 3]
     kw = {"rule": "prop", "eps": 1e-6, "bias_factor": 1.0}
-    with pytest.warns(RuntimeWarning, match=r"overflow.*\[1\]"):
-        exps = model.explain_batch(batch, **kw)
-    assert not np.all(np.isfinite(exps[1].relevance))
+    exps = model.explain_batch(batch, **kw)
+    assert not np.all(np.isfinite(exps[1].relevance)) and exps[1].overflow
+    assert exps[1].to_dict()["overflow"] is True and "overflow=True" in repr(exps[1])
     for k in (0, 2):  # the other inputs of the batch are unaffected
         assert np.all(np.isfinite(exps[k].relevance)) and np.isfinite(exps[k].rest)
+        assert not exps[k].overflow
         np.testing.assert_array_equal(exps[k].relevance, model.explain(batch[k], **kw).relevance)
     # the signal-take-all default does not divide by f + c_prev: finite on the same input
     assert np.all(np.isfinite(model.explain(batch[1], eps=1e-6, bias_factor=1.0).relevance))
@@ -135,8 +137,9 @@ def test_overflowing_relevance_warns_and_names_the_input():
 def test_keep_embedding_false_drops_only_the_embedding_arrays(model):
     batch = [[1, 2, 3], [4, 5]]
     for method in ("lrp", "sa", "gi"):
-        full = model.explain_batch(batch, method=method, rule="abs")
-        lean = model.explain_batch(batch, method=method, rule="abs", keep_embedding=False)
+        lrp = {"rule": "abs"} if method == "lrp" else {}
+        full = model.explain_batch(batch, method=method, **lrp)
+        lean = model.explain_batch(batch, method=method, keep_embedding=False, **lrp)
         for a, b in zip(full, lean):
             assert b.embedding_relevance is None
             np.testing.assert_array_equal(a.relevance, b.relevance)

@@ -141,8 +141,9 @@ def test_gate_order_igfo_is_a_permutation_of_ifgo():
                 np.testing.assert_array_equal(np.asarray(da[k]), np.asarray(db[k]))
     ids = [3, 1, 4, 1, 5, 9]
     for method in ("lrp", "gi", "occlusion"):
-        ea = a.explain(ids, method=method, rule="prop", bias_factor=1.0)
-        eb = b.explain(ids, method=method, rule="prop", bias_factor=1.0)
+        lrp = {"rule": "prop", "bias_factor": 1.0} if method == "lrp" else {}
+        ea = a.explain(ids, method=method, **lrp)
+        eb = b.explain(ids, method=method, **lrp)
         np.testing.assert_array_equal(ea.relevance, eb.relevance)
         np.testing.assert_array_equal(ea.scores, eb.scores)
 
@@ -187,7 +188,9 @@ def test_float32_model_agrees_with_float64(rule):
     batch = random_sentences(rng, 20, 50, 1, 25)
     for method in ("lrp", "gi", "sa"):
         # fixed target: near-ties may make the two dtypes predict different classes
-        kw = {"method": method, "bias_factor": 1.0, "target": 1, "rule": rule, "eps": eps}
+        kw = {"method": method, "target": 1}
+        if method == "lrp":
+            kw.update(bias_factor=1.0, rule=rule, eps=eps)
         e64, e32 = m64.explain_batch(batch, **kw), m32.explain_batch(batch, **kw)
         tol = 20 * u / eps if method == "lrp" else 100 * u
         for a, b in zip(e64, e32):
@@ -238,7 +241,8 @@ def test_concurrent_python_threads_share_a_model():
     methods = ["lrp", "gi", "occlusion", "lrp", "sa", "lrp"]
 
     def run(k):
-        return model.explain_batch(batches[k], method=methods[k], rule="prop", threads=2)
+        lrp = {"rule": "prop"} if methods[k] == "lrp" else {}
+        return model.explain_batch(batches[k], method=methods[k], threads=2, **lrp)
 
     serial = [run(k) for k in range(6)]
     with ThreadPoolExecutor(max_workers=6) as pool:

@@ -15,7 +15,6 @@ the .1 -> .0997,  bad -1 -> -.7616,  awful -2 -> -.9640.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 import json
@@ -27,8 +26,8 @@ import pytest
 from conftest import SST_DIR, requires_sst
 
 import textlrp
-from textlrp import experiments
-from textlrp.experiments import deletion_order, load_labelled, word_deletion
+from textlrp.cli import UsageError
+from textlrp.experiments import DeletionConfig, deletion_order, load_labelled, word_deletion
 
 VOCAB = ["<unk>", "great", "good", "fine", "the", "bad", "awful"]
 EMB = [0.0, 2.0, 1.0, 0.5, 0.1, -1.0, -2.0]
@@ -79,7 +78,10 @@ def test_toy_model_predictions(model):
 
 
 def test_lrp_and_gi_worked_by_hand(model):
-    res = word_deletion(model, SENTENCES, LABELS, methods=("lrp", "gi"), k=3, min_length=4)
+    res = word_deletion(
+        model, SENTENCES, LABELS,
+        DeletionConfig(methods=("lrp", "gi"), k=3, min_length=4),
+    )
     assert (res.n_sentences, res.n_used, res.n_correct, res.n_false) == (5, 4, 2, 2)
     assert res.k == [0, 1, 2, 3]
     assert res.order == {"correct": "decreasing", "false": "increasing"}
@@ -151,7 +153,8 @@ def recorder(model):
 def test_order_ties_by_position_and_one_predict_call_per_method(model):
     rec = recorder(model)
     res = word_deletion(
-        rec, [CORRECT.split(), FALSE.split()], ["pos", "neg"], methods=("lrp",), k=4, min_length=4
+        rec, [CORRECT.split(), FALSE.split()], ["pos", "neg"],
+        DeletionConfig(methods=("lrp",), k=4, min_length=4),
     )
     assert (res.n_correct, res.n_false) == (1, 1)
     # correct: decreasing, ties (3, 3, 3 at 1, 2, 4) in position order
@@ -173,38 +176,23 @@ def test_order_ties_by_position_and_one_predict_call_per_method(model):
 def test_forced_orders_and_predicted_target(model):
     rec = recorder(model)
     res = word_deletion(
-        rec,
-        [CORRECT.split(), FALSE.split()],
-        ["pos", "neg"],
-        methods=("sa",),
-        k=2,
-        min_length=4,
-        order="decreasing",
+        rec, [CORRECT.split(), FALSE.split()], ["pos", "neg"],
+        DeletionConfig(methods=("sa",), k=2, min_length=4, order="decreasing"),
     )
     assert res.order == {"correct": "decreasing", "false": "decreasing"}
     assert rec.deleted_for(FALSE.split()) == [[2], [2, 0]]
     rec = recorder(model)
     res = word_deletion(
-        rec,
-        [CORRECT.split(), FALSE.split()],
-        ["pos", "neg"],
-        methods=("sa",),
-        k=2,
-        min_length=4,
-        order="increasing",
+        rec, [CORRECT.split(), FALSE.split()], ["pos", "neg"],
+        DeletionConfig(methods=("sa",), k=2, min_length=4, order="increasing"),
     )
     assert rec.deleted_for(CORRECT.split()) == [[3], [3, 0]]
     # predicted target: the false sentence is explained for its predicted class (pos) and,
     # with order=auto, its words supporting that wrong prediction go first (decreasing).
     rec = recorder(model)
     res = word_deletion(
-        rec,
-        [CORRECT.split(), FALSE.split()],
-        ["pos", "neg"],
-        methods=("sa",),
-        k=2,
-        min_length=4,
-        target="predicted",
+        rec, [CORRECT.split(), FALSE.split()], ["pos", "neg"],
+        DeletionConfig(methods=("sa",), k=2, min_length=4, target="predicted"),
     )
     assert rec.targets == [1, 1]
     assert res.order == {"correct": "decreasing", "false": "decreasing"}
@@ -212,11 +200,14 @@ def test_forced_orders_and_predicted_target(model):
 
 
 def test_min_length_filter(model):
-    res = word_deletion(model, SENTENCES, LABELS, methods=("lrp",), k=2, min_length=3)
+    res = word_deletion(
+        model, SENTENCES, LABELS,
+        DeletionConfig(methods=("lrp",), k=2, min_length=3),
+    )
     # "good bad the" (pos): c = .7616-.7616+.0997 > 0 -> pos, correct
     assert (res.n_used, res.n_correct, res.n_false) == (5, 3, 2)
     with pytest.raises(ValueError, match="min_length=5"):
-        word_deletion(model, SENTENCES, LABELS, methods=("lrp",), k=2, min_length=5)
+        word_deletion(model, SENTENCES, LABELS, DeletionConfig(methods=("lrp",), k=2, min_length=5))
 
 
 # Second toy for remove vs zero: g = tanh(x + .5), so a zeroed word still adds tanh(.5) = .4621
@@ -226,11 +217,17 @@ def test_remove_vs_zero_mode():
     sent = ["dull", "meh", "dull"]  # neg; c = -.7616+.4621-.7616 = -1.0611 -> neg, correct
     rec = Recorder(toy, {"dull meh dull": [0, 0, 1]})
     # delete position 2 first, then 0 (tie with 1 broken by position), then 1
-    zero = word_deletion(rec, [sent], ["neg"], methods=("lrp",), k=3, min_length=1, mode="zero")
+    zero = word_deletion(
+        rec, [sent], ["neg"],
+        DeletionConfig(methods=("lrp",), k=3, min_length=1, mode="zero"),
+    )
     #  k=1: c = -.7616+.4621+.4621 = .1626 -> pos, wrong
     #  k=2: c = 3*.4621 -> pos;  k=3: same
     np.testing.assert_allclose(zero.methods["lrp"].correct, [1, 0, 0, 0])
-    remove = word_deletion(rec, [sent], ["neg"], methods=("lrp",), k=3, min_length=1, mode="remove")
+    remove = word_deletion(
+        rec, [sent], ["neg"],
+        DeletionConfig(methods=("lrp",), k=3, min_length=1, mode="remove"),
+    )
     #  k=1: "dull meh": c = -.7616+.4621 = -.2995 -> neg, still right
     #  k=2: "meh": c = .4621 -> pos, wrong;  k=3: capped at T-1 = 2 removals, "meh" again
     np.testing.assert_allclose(remove.methods["lrp"].correct, [1, 1, 0, 0])
@@ -248,12 +245,16 @@ def test_remove_vs_zero_mode():
 
 def test_k_larger_than_sentence(model):
     # "great bad" (pos): c = .2024 -> correct; LRP deletes great then bad.
-    res = word_deletion(model, [["great", "bad"]], ["pos"], methods=("lrp",), k=4, min_length=1)
+    res = word_deletion(
+        model, [["great", "bad"]], ["pos"],
+        DeletionConfig(methods=("lrp",), k=4, min_length=1),
+    )
     #  k=1: c = -.7616 -> neg; k>=2: every word zeroed, c = 0, scores tie -> first class (neg)
     np.testing.assert_allclose(res.methods["lrp"].correct, [1, 0, 0, 0, 0])
     assert res.n_short == 1
     res = word_deletion(
-        model, [["great", "bad"]], ["pos"], methods=("lrp",), k=4, min_length=1, mode="remove"
+        model, [["great", "bad"]], ["pos"],
+        DeletionConfig(methods=("lrp",), k=4, min_length=1, mode="remove"),
     )
     np.testing.assert_allclose(res.methods["lrp"].correct, [1, 0, 0, 0, 0])  # "bad" stays from k=1
 
@@ -262,12 +263,14 @@ def test_random_seeds_mean_and_std(model):
     sents, labels = SENTENCES[:4], LABELS[:4]
     single = [
         word_deletion(
-            model, sents, labels, methods=("random",), k=3, min_length=4, random_seeds=(s,)
+            model, sents, labels,
+            DeletionConfig(methods=("random",), k=3, min_length=4, random_seeds=(s,)),
         )
         for s in (0, 1, 2)
     ]
     both = word_deletion(
-        model, sents, labels, methods=("random",), k=3, min_length=4, random_seeds=(0, 1, 2)
+        model, sents, labels,
+        DeletionConfig(methods=("random",), k=3, min_length=4, random_seeds=(0, 1, 2)),
     )
     r = both.methods["random"]
     curves = np.array([s.methods["random"].correct for s in single])
@@ -283,23 +286,23 @@ def test_random_seeds_mean_and_std(model):
 
 def test_rules_are_reported_as_lrp_variants(model):
     res = word_deletion(
-        model,
-        SENTENCES,
-        LABELS,
-        methods=("lrp",),
-        rules=("prop", "abs", "signal-take-all"),
-        k=2,
-        min_length=4,
+        model, SENTENCES, LABELS,
+        DeletionConfig(methods=("lrp",), rules=("prop", "abs", "signal-take-all"), k=2,
+                       min_length=4),
     )
     assert list(res.methods) == ["lrp", "lrp-prop", "lrp-abs"]
     assert res.params["rules"] == {"lrp": "signal-take-all", "lrp-prop": "prop", "lrp-abs": "abs"}
-    direct = word_deletion(model, SENTENCES, LABELS, methods=("lrp-half",), k=2, min_length=4)
+    direct = word_deletion(
+        model, SENTENCES, LABELS,
+        DeletionConfig(methods=("lrp-half",), k=2, min_length=4),
+    )
     assert list(direct.methods) == ["lrp-half"]
 
 
 def test_json_and_csv(model, tmp_path):
     res = word_deletion(
-        model, SENTENCES, LABELS, methods=("lrp", "random"), k=3, min_length=4, random_seeds=(0, 1)
+        model, SENTENCES, LABELS,
+        DeletionConfig(methods=("lrp", "random"), k=3, min_length=4, random_seeds=(0, 1)),
     )
     d = json.loads(res.to_json(tmp_path / "r.json"))
     assert json.loads((tmp_path / "r.json").read_text()) == d
@@ -333,7 +336,8 @@ def test_json_and_csv(model, tmp_path):
 
 def test_plot(model, tmp_path, monkeypatch):
     res = word_deletion(
-        model, SENTENCES, LABELS, methods=("lrp", "random"), k=3, min_length=4, random_seeds=(0, 1)
+        model, SENTENCES, LABELS,
+        DeletionConfig(methods=("lrp", "random"), k=3, min_length=4, random_seeds=(0, 1)),
     )
     pytest.importorskip("matplotlib")
     out = res.plot(tmp_path / "d.png")
@@ -345,38 +349,33 @@ def test_plot(model, tmp_path, monkeypatch):
 
 def test_bad_arguments(model):
     with pytest.raises(ValueError, match="unknown method 'lime'"):
-        word_deletion(model, SENTENCES, LABELS, methods=("lime",))
+        word_deletion(model, SENTENCES, LABELS, DeletionConfig(methods=("lime",)))
     with pytest.raises(ValueError, match="unknown rule"):
-        word_deletion(model, SENTENCES, LABELS, rules=("z+",))
+        word_deletion(model, SENTENCES, LABELS, DeletionConfig(rules=("z+",)))
     with pytest.raises(ValueError, match="5 sentences but 4 labels"):
         word_deletion(model, SENTENCES, LABELS[:4])
     with pytest.raises(ValueError, match="k must be"):
-        word_deletion(model, SENTENCES, LABELS, k=0)
+        word_deletion(model, SENTENCES, LABELS, DeletionConfig(k=0))
     with pytest.raises(ValueError, match="mode"):
-        word_deletion(model, SENTENCES, LABELS, mode="mask")
+        word_deletion(model, SENTENCES, LABELS, DeletionConfig(mode="mask"))
     with pytest.raises(ValueError, match="neutral"):
-        word_deletion(model, SENTENCES, LABELS[:4] + ["neutral"], min_length=4)
+        word_deletion(model, SENTENCES, LABELS[:4] + ["neutral"], DeletionConfig(min_length=4))
     with pytest.raises(ValueError):
-        word_deletion(model, SENTENCES, LABELS[:4] + [7], min_length=4)
+        word_deletion(model, SENTENCES, LABELS[:4] + [7], DeletionConfig(min_length=4))
 
 
 def test_label_forms(model):
-    by_name = word_deletion(model, SENTENCES, LABELS, methods=("lrp",), k=2, min_length=4)
+    by_name = word_deletion(
+        model, SENTENCES, LABELS,
+        DeletionConfig(methods=("lrp",), k=2, min_length=4),
+    )
     by_index = word_deletion(
-        model,
-        SENTENCES,
-        [["neg", "pos"].index(x) for x in LABELS],
-        methods=("lrp",),
-        k=2,
-        min_length=4,
+        model, SENTENCES, [["neg", "pos"].index(x) for x in LABELS],
+        DeletionConfig(methods=("lrp",), k=2, min_length=4),
     )
     by_digit = word_deletion(
-        model,
-        SENTENCES,
-        [str(["neg", "pos"].index(x)) for x in LABELS],
-        methods=("lrp",),
-        k=2,
-        min_length=4,
+        model, SENTENCES, [str(["neg", "pos"].index(x)) for x in LABELS],
+        DeletionConfig(methods=("lrp",), k=2, min_length=4),
     )
     for r in (by_index, by_digit):
         np.testing.assert_array_equal(r.methods["lrp"].correct, by_name.methods["lrp"].correct)
@@ -410,9 +409,10 @@ def test_load_labelled_formats(tmp_path):
 
 
 def run_cli(argv):
-    parser = argparse.ArgumentParser()
-    experiments.register_cli(parser.add_subparsers())
-    args = parser.parse_args(argv)
+    """The deletion command as main() runs it (its one-line errors raise UsageError here)."""
+    from textlrp.cli import build_parser
+
+    args = build_parser().parse_args(argv)
     return args.func(args)
 
 
@@ -492,8 +492,9 @@ def naive_curves(model, sents, labels, *, method, rule, k, mode, target, seed):
         T = len(s)
         pred = int(np.argmax(model.predict([s])[0]))
         correct = pred == label
+        params = {"rule": rule} if method == "lrp" else {"seed": seed} if method == "random" else {}
         rel = model.explain(
-            s, method=method, target=label if target == "true" else pred, rule=rule, seed=seed
+            s, method=method, target=label if target == "true" else pred, **params
         ).relevance
         decreasing = correct or target == "predicted"
         order = sorted(range(T), key=lambda t: (-rel[t] if decreasing else rel[t], t))
@@ -524,15 +525,9 @@ def test_matches_naive_loop_on_random_model(make_random_model, mode, target):
     sents = [rng.integers(0, 12, size=int(rng.integers(3, 9))).tolist() for _ in range(60)]
     labels = rng.integers(0, 3, size=60).tolist()
     res = word_deletion(
-        toy,
-        sents,
-        labels,
-        methods=("lrp", "lrp-abs", "gi", "occlusion", "random"),
-        k=6,
-        min_length=3,
-        mode=mode,
-        target=target,
-        random_seeds=(3,),
+        toy, sents, labels,
+        DeletionConfig(methods=("lrp", "lrp-abs", "gi", "occlusion", "random"), k=6,
+                       min_length=3, mode=mode, target=target, random_seeds=(3,)),
     )
     assert 0 < res.n_correct < 60 and res.n_forward < res.n_steps
     for name, method, rule in (
@@ -575,6 +570,5 @@ def test_cli_options_reach_the_protocol(model, tmp_path, capsys):
         "rules": {"lrp": "signal-take-all"}, "threads": 1, "batch_size": 2,
     }  # fmt: skip
     assert d["order"] == {"correct": "increasing", "false": "increasing"}
-    with pytest.raises(SystemExit):
+    with pytest.raises(UsageError, match="invalid choice"):
         run_cli(["deletion", "--data", str(tsv), "--mode", "mask"])
-    assert "invalid choice" in capsys.readouterr().err

@@ -399,7 +399,7 @@ SCHEMA = {"text": (str, type(None)), "tokens": list, "display": list, "relevance
           "scores": list, "probabilities": (list, type(None)), "regression": bool,
           "class_names": list, "prediction": (int, float),
           "prediction_name": str, "target": int, "target_name": str, "method": str, "oov": list,
-          "rest": (float, type(None)), "params": dict}
+          "rest": (float, type(None)), "params": dict, "overflow": bool}
 
 
 def check_schema(record):

@@ -85,13 +85,45 @@ def test_train_cli_writes_a_model_that_loads_and_predicts(synthetic_sst, tmp_pat
 def test_train_errors_are_clear(tmp_path):
     pytest.importorskip("torch")
     from textlrp.cli import main
-    from textlrp.train import TrainConfig
+    from textlrp.train import DropoutConfig, OptimConfig, TrainConfig
 
     assert main(["train", "--data", str(tmp_path), "--out", str(tmp_path / "m.npz")]) == 2
     with pytest.raises(ValueError, match="epochs"):
-        TrainConfig(epochs=0)
+        OptimConfig(epochs=0)
     with pytest.raises(ValueError, match="dropout"):
-        TrainConfig(dropout=1.0)
+        DropoutConfig(dropout=1.0)
+    with pytest.raises(ValueError, match="unknown training settings: epoch"):
+        TrainConfig.from_dict({"epoch": 3})
+    with pytest.raises(TypeError, match="OptimConfig"):
+        TrainConfig(optim={"epochs": 3})
+
+
+def test_train_config_is_frozen_grouped_and_round_trips_the_file_record():
+    from dataclasses import FrozenInstanceError
+
+    from textlrp.train import NetConfig, OptimConfig, TrainConfig
+
+    cfg = TrainConfig(net=NetConfig(hidden_size=30), optim=OptimConfig(epochs=2, lr=0.01), seed=3)
+    with pytest.raises(FrozenInstanceError):
+        cfg.seed = 4
+    with pytest.raises(FrozenInstanceError):
+        cfg.optim.lr = 1.0
+    flat = cfg.as_dict()
+    # the flat record of model files: every setting but progress, in the recorded order
+    assert list(flat) == ["epochs", "seed", "lr", "batch_size", "embedding_dim", "hidden_size",
+                          "dropout", "embedding_dropout", "word_dropout", "weight_decay", "clip",
+                          "ema", "embedding_scale", "lowercase", "threads", "evals_per_epoch",
+                          "head_bias"]
+    assert flat["epochs"] == 2.0 and isinstance(flat["epochs"], float) and flat["hidden_size"] == 30
+    assert TrainConfig.from_dict(flat) == cfg
+    # the bundled model's record reads back into a config that records the same
+    from textlrp.io import default_model_path
+    try:
+        recorded = textlrp.load_model(default_model_path()).metadata["config"]
+    except FileNotFoundError:
+        pytest.skip("the bundled default model is not installed")
+    again = TrainConfig.from_dict(recorded)
+    assert again.as_dict() == recorded and again.net == NetConfig() and again.optim == OptimConfig()
 
 
 def test_train_without_torch_gives_the_readme_install_command(tmp_path):
@@ -203,11 +235,12 @@ def test_accuracies_fine_and_binary_on_non_neutral():
 
 def test_train_restores_torch_global_settings(synthetic_sst, tmp_path):
     torch = pytest.importorskip("torch")
-    from textlrp.train import TrainConfig, train
+    from textlrp.train import NetConfig, OptimConfig, TrainConfig, train
 
     threads = torch.get_num_threads()
     before = torch.are_deterministic_algorithms_enabled()
-    cfg = TrainConfig(epochs=0.5, threads=1, embedding_dim=4, hidden_size=3, progress=False)
+    cfg = TrainConfig(net=NetConfig(embedding_dim=4, hidden_size=3), optim=OptimConfig(epochs=0.5),
+                      threads=1, progress=False)
     train(synthetic_sst, tmp_path / "m.npz", cfg, log=lambda msg: None)
     assert torch.get_num_threads() == threads
     assert torch.are_deterministic_algorithms_enabled() == before

@@ -16,7 +16,7 @@ from typing import Any
 from .explanation import Explanation, ExplanationError, Prediction
 from .io import load_model
 from .methods import METHODS, RULES
-from .model import Model, from_arrays
+from .model import Encoding, Model, from_arrays
 from .tokenize import tokenize
 
 # The one place the version is written: pyproject.toml reads it from here (scikit-build-core
@@ -26,6 +26,7 @@ __version__ = "0.1.0"
 __all__ = [
     "METHODS",
     "RULES",
+    "Encoding",
     "Explanation",
     "ExplanationError",
     "Model",

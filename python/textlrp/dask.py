@@ -167,8 +167,14 @@ class _Params:
     threads: int
 
     def explain_kwargs(self) -> dict[str, Any]:
-        return {"method": self.method, "rule": self.rule, "eps": self.eps,
-                "bias_factor": self.bias_factor, "seed": self.seed, "keep_embedding": False}
+        """The keywords of explain_corpus: the method and the parameters it takes (the API
+        refuses parameters of other methods)."""
+        from .methods import METHODS
+
+        given = {"rule": self.rule, "eps": self.eps, "bias_factor": self.bias_factor,
+                 "seed": self.seed}
+        return {"method": self.method, "keep_embedding": False,
+                **{k: v for k, v in given.items() if k in METHODS[self.method].params}}
 
 
 def _finite(exp: Explanation) -> bool:

@@ -10,7 +10,6 @@ removed, and those of a run that was killed are removed by the next run.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import http.client
 import math
@@ -27,7 +26,7 @@ import zipfile
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 __all__ = [
     "MAX_ARCHIVE_BYTES",
@@ -35,7 +34,6 @@ __all__ = [
     "SST_URL",
     "DownloadError",
     "install_sst",
-    "register_cli",
     "sha256_file",
 ]
 
@@ -355,64 +353,3 @@ def install_sst(
         if created and not any(dest.iterdir()):
             dest.rmdir()
     return targets
-
-
-def register_cli(subparsers: Any) -> None:
-    """Add the ``data`` subcommand with its ``sst`` sub-subcommand."""
-    p = subparsers.add_parser("data", help="download data sets", description="Download data sets.")
-    sub = p.add_subparsers(dest="dataset", metavar="DATASET")
-    sub.required = True
-    s = sub.add_parser(
-        "sst",
-        help="Stanford Sentiment Treebank (train/dev/test PTB trees)",
-        description=f"Fetch the official SST archive ({SST_URL}), verify the sha256 of "
-        "trees/{train,dev,test}.txt and install them as DEST/{train,dev,test}.txt.",
-    )
-    s.add_argument("--dest", required=True, help="directory for train.txt, dev.txt, test.txt")
-    s.add_argument("--url", default=SST_URL, help="archive URL (default: %(default)s)")
-    s.add_argument(
-        "--archive",
-        default=None,
-        metavar="PATH",
-        help="install from a local trainDevTestTrees_PTB.zip instead of downloading",
-    )
-    s.add_argument("--force", action="store_true", help="replace existing files in DEST")
-    s.add_argument(
-        "--timeout",
-        type=_seconds,
-        default=60.0,
-        metavar="SECONDS",
-        help="longest wait for one network operation, connect or read (default: 60)",
-    )
-    s.add_argument(
-        "--deadline",
-        type=_seconds,
-        default=600.0,
-        metavar="SECONDS",
-        help="longest time for the whole download; slower downloads are abandoned (default: 600)",
-    )
-    s.set_defaults(func=_cli_sst)
-
-
-def _seconds(s: str) -> float:
-    try:
-        v = float(s)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {s!r}") from None
-    if not (math.isfinite(v) and v > 0):
-        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {s!r}")
-    return v
-
-
-def _cli_sst(args: argparse.Namespace) -> int:
-    paths = install_sst(
-        args.dest,
-        url=args.url,
-        archive=args.archive,
-        force=args.force,
-        timeout=args.timeout,
-        deadline=args.deadline,
-    )
-    for name, path in paths.items():
-        print(f"{path}  sha256 {SST_SHA256[name]}")
-    return 0

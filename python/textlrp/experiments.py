@@ -19,7 +19,6 @@ Every forward pass goes through the batched engine: for each method the inputs o
 
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 import json
@@ -35,17 +34,20 @@ from typing import Any
 import numpy as np
 
 __all__ = [
+    "DeletionConfig",
     "DeletionResult",
     "MethodCurves",
     "deletion_order",
     "load_labelled",
-    "register_cli",
     "word_deletion",
 ]
 
-METHODS = ("lrp", "sa", "gi", "occlusion", "random")
-RULES = ("signal-take-all", "prop", "half", "abs")
-_DEFAULT_RULE = "signal-take-all"
+from .methods import DEFAULT_RULE as _DEFAULT_RULE
+from .methods import METHODS as _METHODS
+from .methods import RULES as _RULES
+
+METHODS = tuple(_METHODS)  # names, from the one registry (textlrp.methods)
+RULES = tuple(_RULES)
 
 
 def _parse_method(name: str) -> tuple[str, str | None]:
@@ -361,15 +363,19 @@ def _relevances(
 ) -> list[np.ndarray]:
     rel: list[np.ndarray] = []
     for sl in _chunks(len(ids), batch_size):
+        # Each method gets its own parameters only (the API refuses the others).
+        params: dict[str, Any] = {}
+        if method == "lrp":
+            params = {"eps": eps, "bias_factor": bias_factor, "rule": rule or _DEFAULT_RULE}
+        elif method == "random":
+            params = {"seed": seed}
         expl = model.explain_batch(
             ids[sl],
             method=method,
             target=[int(t) for t in targets[sl]],
-            eps=eps,
-            bias_factor=bias_factor,
-            rule=rule or _DEFAULT_RULE,
-            seed=seed,
             threads=threads,
+            keep_embedding=False,
+            **params,
         )
         rel.extend(np.asarray(e.relevance, dtype=np.float64) for e in expl)
     for i, (r, x) in enumerate(zip(rel, ids)):
@@ -450,30 +456,13 @@ def _resolve_label(model: Any, label: Any) -> int:
     raise ValueError(f"label {label!r} is neither a class index nor a class name")
 
 
-def word_deletion(
-    model: Any,
-    sentences: Sequence[Any],
-    labels: Sequence[int | str],
-    *,
-    methods: Sequence[str] = METHODS,
-    k: int = 5,
-    min_length: int = 10,
-    target: str = "true",
-    order: str = "auto",
-    mode: str = "zero",
-    random_seeds: Sequence[int] = (0, 1, 2, 3, 4),
-    rules: Sequence[str] | None = None,
-    eps: float = 1e-3,
-    bias_factor: float = 0.0,
-    threads: int | None = None,
-    batch_size: int = 4096,
-    progress: bool = False,
-) -> DeletionResult:
-    """Run the word-deletion protocol and return every number (see :class:`DeletionResult`).
+@dataclass(frozen=True)
+class DeletionConfig:
+    """The word-deletion protocol: what :func:`word_deletion` measures (the results depend on
+    these and only these; threads and batch size do not change them).
 
-    sentences: anything ``model.encode`` accepts (text, token list, id array); labels: class
-        index or class name per sentence.
-    methods: explanation methods; ``"lrp-<rule>"`` selects an LRP rule variant.
+    methods: explanation methods; ``"lrp-<rule>"`` selects an LRP rule variant; a string is
+        split at commas.
     rules: extra LRP rules, each reported as ``lrp-<rule>`` (``"signal-take-all"`` is ``lrp``).
     k: largest number of deleted words K; accuracies are reported for 0..K deletions.
     min_length: sentences with fewer tokens are skipped.
@@ -487,8 +476,84 @@ def word_deletion(
         ``predict(deleted=...)``); ``"remove"`` drops the token.
     random_seeds: the ``random`` method runs once per seed; curves are averaged, the
         standard deviation over seeds is reported beside them.
-    eps, bias_factor: LRP parameters, as in ``Model.explain``.
-    batch_size: inputs per engine call (bounds memory, not results).
+    eps, bias_factor: LRP parameters, as in ``Model.explain`` (used by the LRP methods only).
+    """
+
+    methods: tuple[str, ...] = METHODS
+    k: int = 5
+    min_length: int = 10
+    target: str = "true"
+    order: str = "auto"
+    mode: str = "zero"
+    random_seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
+    rules: tuple[str, ...] = ()
+    eps: float = 1e-3
+    bias_factor: float = 0.0
+
+    def __post_init__(self) -> None:
+        methods = self.methods
+        if isinstance(methods, str):
+            methods = [m.strip() for m in methods.split(",") if m.strip()]
+        object.__setattr__(self, "methods", tuple(methods))
+        rules = self.rules
+        if isinstance(rules, str):
+            rules = [r.strip() for r in rules.split(",") if r.strip()]
+        object.__setattr__(self, "rules", tuple(rules or ()))
+        object.__setattr__(self, "random_seeds", tuple(int(s) for s in self.random_seeds))
+        for name in ("k", "min_length"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+            object.__setattr__(self, name, int(value))
+        if self.target not in ("true", "predicted"):
+            raise ValueError(f"target must be 'true' or 'predicted', got {self.target!r}")
+        if self.order not in ("auto", "decreasing", "increasing"):
+            raise ValueError("order must be 'auto', 'decreasing' or 'increasing', "
+                             f"got {self.order!r}")
+        if self.mode not in ("zero", "remove"):
+            raise ValueError(f"mode must be 'zero' or 'remove', got {self.mode!r}")
+        eps, bias_factor = float(self.eps), float(self.bias_factor)
+        if not (math.isfinite(eps) and eps > 0):
+            raise ValueError(f"eps must be finite and > 0, got {self.eps!r}")
+        if not 0.0 <= bias_factor <= 1.0:
+            raise ValueError(f"bias_factor must be in [0, 1], got {self.bias_factor!r}")
+        object.__setattr__(self, "eps", eps)
+        object.__setattr__(self, "bias_factor", bias_factor)
+        specs = self.specs()
+        if not specs:
+            raise ValueError("no method given")
+        if "random" in specs and not self.random_seeds:
+            raise ValueError("the random method needs at least one seed")
+
+    def specs(self) -> dict[str, tuple[str, str | None]]:
+        """Reported name -> (engine method, LRP rule or None), in report order."""
+        specs: dict[str, tuple[str, str | None]] = {}
+        for name in self.methods:
+            specs.setdefault(name, _parse_method(name))
+        for extra_rule in self.rules:
+            if extra_rule not in RULES:
+                raise ValueError(f"unknown rule {extra_rule!r}; known: {', '.join(RULES)}")
+            specs.setdefault(_method_name(extra_rule), ("lrp", extra_rule))
+        return specs
+
+
+def word_deletion(
+    model: Any,
+    sentences: Sequence[Any],
+    labels: Sequence[int | str],
+    config: DeletionConfig | None = None,
+    *,
+    threads: int | None = None,
+    batch_size: int = 4096,
+    progress: bool = False,
+) -> DeletionResult:
+    """Run the word-deletion protocol ``config`` (default: :class:`DeletionConfig`'s, the
+    Arras et al. setting) and return every number (see :class:`DeletionResult`).
+
+    sentences: anything ``model.encode`` accepts (text, token list, id array); labels: class
+        index or class name per sentence.
+    threads, batch_size (inputs per engine call), progress (a bar on stderr) change how the
+    work is done, never its results.
 
     Relevance ties are broken by position (the earlier word is deleted first). Sentences
     shorter than K: in zero mode, once every word is deleted the further steps repeat the
@@ -496,35 +561,17 @@ def word_deletion(
     becomes empty). ``n_short`` counts the sentences where this cap applies.
     """
     t_start = time.perf_counter()
+    cfg = DeletionConfig() if config is None else config
+    if not isinstance(cfg, DeletionConfig):
+        raise TypeError(f"config must be a DeletionConfig, got {type(cfg).__name__}")
     if len(sentences) != len(labels):
         raise ValueError(f"{len(sentences)} sentences but {len(labels)} labels")
-    if not isinstance(k, (int, np.integer)) or k < 1:
-        raise ValueError(f"k must be a positive integer, got {k!r}")
-    if not isinstance(min_length, (int, np.integer)) or min_length < 1:
-        raise ValueError(f"min_length must be a positive integer, got {min_length!r}")
-    if target not in ("true", "predicted"):
-        raise ValueError(f"target must be 'true' or 'predicted', got {target!r}")
-    if order not in ("auto", "decreasing", "increasing"):
-        raise ValueError(f"order must be 'auto', 'decreasing' or 'increasing', got {order!r}")
-    if mode not in ("zero", "remove"):
-        raise ValueError(f"mode must be 'zero' or 'remove', got {mode!r}")
-    if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+    if (isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer))
+            or batch_size < 1):
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-    if isinstance(methods, str):
-        methods = [m.strip() for m in methods.split(",") if m.strip()]
-    specs: dict[str, tuple[str, str | None]] = {}
-    for name in methods:
-        specs.setdefault(name, _parse_method(name))
-    for extra_rule in rules or ():
-        if extra_rule not in RULES:
-            raise ValueError(f"unknown rule {extra_rule!r}; known: {', '.join(RULES)}")
-        specs.setdefault(_method_name(extra_rule), ("lrp", extra_rule))
-    if not specs:
-        raise ValueError("no method given")
-    seeds = [int(s) for s in random_seeds]
-    if "random" in specs and not seeds:
-        raise ValueError("the random method needs at least one seed")
-    K = int(k)
+    specs = cfg.specs()
+    seeds = list(cfg.random_seeds)
+    K, min_length, target, order, mode = cfg.k, cfg.min_length, cfg.target, cfg.order, cfg.mode
 
     timing: dict[str, float] = {}
     t = time.perf_counter()
@@ -576,8 +623,8 @@ def word_deletion(
                 method=method,
                 rule=rule,
                 seed=seed,
-                eps=eps,
-                bias_factor=bias_factor,
+                eps=cfg.eps,
+                bias_factor=cfg.bias_factor,
                 threads=threads,
                 batch_size=batch_size,
                 name=name,
@@ -622,8 +669,8 @@ def word_deletion(
         "order": order,
         "mode": mode,
         "random_seeds": seeds,
-        "eps": float(eps),
-        "bias_factor": float(bias_factor),
+        "eps": cfg.eps,
+        "bias_factor": cfg.bias_factor,
         "rules": {n: s[1] for n, s in specs.items() if s[0] == "lrp"},
         "threads": threads,
         "batch_size": int(batch_size),
@@ -689,90 +736,3 @@ def load_labelled(
     if not rows:
         raise ValueError(f"{path}: no sentences")
     return [list(t) for t, _ in rows], [int(lab) for _, lab in rows]
-
-
-def _csv_list(text: str) -> list[str]:
-    return [s.strip() for s in text.split(",") if s.strip()]
-
-
-def register_cli(subparsers: Any) -> None:
-    """Add the ``deletion`` subcommand."""
-    p = subparsers.add_parser(
-        "deletion",
-        help="word-deletion evaluation of explanation methods (Arras et al. 2017)",
-        description="Delete the most relevant words of correctly classified sentences "
-        "(least relevant of "
-        "falsely classified ones) and report accuracy after 0..K deletions per method.",
-    )
-    p.add_argument(
-        "--data", required=True, help="SST PTB tree file (e.g. test.txt) or label<TAB>text file"
-    )
-    p.add_argument(
-        "--format",
-        choices=("auto", "sst", "tsv"),
-        default="auto",
-        help="data format (default: auto)",
-    )
-    p.add_argument("--model", default=None, help="model .npz (default: the bundled SST-5 model)")
-    p.add_argument(
-        "--methods", default=",".join(METHODS), help="comma-separated (default: %(default)s)"
-    )
-    p.add_argument(
-        "--rules", default="", help="extra LRP rules reported as lrp-<rule>, e.g. prop,half,abs"
-    )
-    p.add_argument(
-        "-k", "--k", type=int, default=5, help="largest number of deleted words (default: 5)"
-    )
-    p.add_argument(
-        "--min-length", type=int, default=10, help="skip shorter sentences (default: 10)"
-    )
-    p.add_argument("--target", choices=("true", "predicted"), default="true")
-    p.add_argument("--order", choices=("auto", "decreasing", "increasing"), default="auto")
-    p.add_argument("--mode", choices=("zero", "remove"), default="zero")
-    p.add_argument("--seeds", type=int, default=5, help="random baseline seeds 0..N-1 (default: 5)")
-    p.add_argument("--eps", type=float, default=1e-3)
-    p.add_argument("--bias-factor", type=float, default=0.0)
-    p.add_argument("--json", default=None, metavar="FILE", help="write all numbers as JSON")
-    p.add_argument("--csv", default=None, metavar="FILE", help="write the curves as CSV")
-    p.add_argument("--plot", default=None, metavar="FILE", help="write a plot (needs matplotlib)")
-    p.add_argument("--threads", type=int, default=None)
-    p.add_argument("--batch-size", type=int, default=4096)
-    p.set_defaults(func=_cli_deletion)
-
-
-def _cli_deletion(args: argparse.Namespace) -> int:
-    from . import load_model
-
-    if args.seeds < 0:
-        raise ValueError("--seeds must be >= 0")
-    model = load_model(args.model)
-    sentences, labels = load_labelled(args.data, format=args.format, class_names=model.class_names)
-    result = word_deletion(
-        model,
-        sentences,
-        labels,
-        methods=_csv_list(args.methods),
-        k=args.k,
-        min_length=args.min_length,
-        target=args.target,
-        order=args.order,
-        mode=args.mode,
-        random_seeds=range(args.seeds),
-        rules=_csv_list(args.rules),
-        eps=args.eps,
-        bias_factor=args.bias_factor,
-        threads=args.threads,
-        batch_size=args.batch_size,
-        progress=sys.stderr.isatty(),
-    )
-    print(result.table())
-    if args.json:
-        result.to_json(args.json)
-        print(f"wrote {args.json}")
-    if args.csv:
-        result.to_csv(args.csv)
-        print(f"wrote {args.csv}")
-    if args.plot:
-        result.plot(args.plot, title=f"word deletion on {Path(args.data).name}")
-        print(f"wrote {args.plot}")
-    return 0

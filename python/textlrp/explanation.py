@@ -120,6 +120,11 @@ class Explanation:
     ``probabilities`` None.
     ``rest`` (LRP only) is what reaches the initial recurrent states: with ``bias_factor=1``,
     ``relevance.sum() + rest == scores[target]`` up to rounding.
+    ``overflow`` is True when a number of this explanation came out inf or NaN (relevance,
+    gradients, rest or scores: the epsilon rule over very long inputs or with a tiny eps,
+    or enormous weights); the numbers are then not to be trusted. The API never raises or
+    warns for it: this flag is the report (the command line turns such a text into an error
+    record).
 
     ``tokens`` are in the treebank form the vocabulary uses (``-LRB-``, ````` ``` ``);
     ``display`` gives them as a person wrote them (``(``, ``"``).
@@ -139,6 +144,7 @@ class Explanation:
     embedding_relevance: np.ndarray | None = None
     params: dict[str, Any] = field(default_factory=dict)
     regression: bool = False
+    overflow: bool = False
     stage_totals: np.ndarray | None = field(default=None, repr=False)
     stage_layout: StageLayout | None = field(default=None, repr=False)
 
@@ -201,14 +207,16 @@ class Explanation:
             "oov": _bools(self.oov),
             "rest": None if self.rest is None else _float(self.rest),
             "params": json_ready(dict(self.params or {})),
+            "overflow": bool(self.overflow),
         }
 
     def __repr__(self) -> str:
         words = " ".join(f"{tok}({rel:+.3g})" for tok, rel in zip(self.tokens[:12], self.relevance))
         more = " ..." if len(self.tokens) > 12 else ""
+        flag = ", overflow=True" if self.overflow else ""
         return (
             f"Explanation(method={self.method!r}, prediction={self.prediction_name!r}, "
-            f"target={self.target_name!r}, tokens=[{words}{more}])"
+            f"target={self.target_name!r}{flag}, tokens=[{words}{more}])"
         )
 
     def _repr_html_(self) -> str:
@@ -261,12 +269,16 @@ class Prediction:
 
 @dataclass
 class ExplanationError:
-    """Stands in for an input of a corpus that could not be explained."""
+    """Stands in for an input of a corpus that could not be explained.
 
-    index: int
+    ``line`` counts the inputs of the stream from 1, as the command line's ``line`` does:
+    for ``explain_corpus(open(path))`` it is the line number in the file (blank lines
+    count, skipped or not). ``to_dict()`` is the command line's error record."""
+
+    line: int
     text: Any
     error: str
 
     def to_dict(self) -> dict[str, Any]:
-        text = self.text if isinstance(self.text, str) else repr(self.text)
-        return {"index": self.index, "text": text, "error": self.error}
+        text = self.text if isinstance(self.text, str) or self.text is None else repr(self.text)
+        return {"line": int(self.line), "text": text, "error": str(self.error)}

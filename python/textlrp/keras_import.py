@@ -884,9 +884,9 @@ def run_cli(args: argparse.Namespace) -> int:
         print(f"textlrp: error: {exc}", file=sys.stderr)
         return 2
     save_model(model, out)
-    from .cli import _terminal_safe
+    from .cli.options import terminal_safe
 
-    print(_terminal_safe(f"wrote {out}: {model!r}"))
+    print(terminal_safe(f"wrote {out}: {model!r}"))
     return 0
 
 

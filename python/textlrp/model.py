@@ -2,24 +2,47 @@
 
 from __future__ import annotations
 
+import math
 import os
+import time
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, Union
+from typing import Any, NamedTuple, Union
 
 import numpy as np
 
 from . import _core
 from .explanation import Explanation, ExplanationError, StageLayout
-from .methods import RULES, check_method, check_rule
+from .methods import DEFAULT_RULE, METHODS, RULES, check_method, check_rule
 from .spec import CELLS, Attention, Dense, Direction, ModelSpec, Recurrent
 
 if tuple(RULES) != tuple(_core.RULES) or tuple(CELLS) != tuple(_core.CELLS):
     raise ImportError("textlrp's compiled core does not match its Python registries; reinstall")
 
-TokensLike = Union[str, Sequence[str], Sequence[int], np.ndarray]
+class Encoding(NamedTuple):
+    """One input as the engine reads it, what :meth:`Model.encode` returns: the tokens (the
+    vocabulary's form; step labels "0".."T-1" for a continuous model), the ids (int64 [T];
+    for a continuous model the float input [T, input_size]) and the out-of-vocabulary flags.
+    Every method that takes inputs also takes an Encoding and uses its ids as they are
+    (checked, never encoded again)."""
+
+    tokens: list[str]
+    ids: np.ndarray
+    oov: np.ndarray
+
+
+TokensLike = Union[str, Sequence[str], Sequence[int], np.ndarray, Encoding]
 TargetLike = Union[None, int, str]
+
+# ``target="all"``: explain every class of each input (the inputs are encoded once).
+ALL_CLASSES = "all"
+
+# Occlusion runs one forward pass per token, each over the whole input: O(T^2) steps per
+# input (the bundled model: 2,000 tokens take 10-23 s on one core). Longer inputs warn.
+OCCLUSION_WARN_TOKENS = 1000
+
+DEFAULT_EPS = 1e-3
 
 
 def _default_threads() -> int:
@@ -81,6 +104,61 @@ def _reorder_gates(a: np.ndarray, perm: list[int], name: str) -> np.ndarray:
     return np.concatenate([blocks[p] for p in perm], axis=0)
 
 
+def _magnitude_problem(spec: ModelSpec) -> str | None:
+    """Why the weights are too large for the engine's float type, or None.
+
+    Two sound, input-independent checks. (1) A bound on every forward quantity: recurrent
+    outputs lie in [-1, 1] (LSTM h = o*tanh(c), GRU h a convex mix of tanh values), so a
+    layer's pre-activations are at most max_row(sum|W_ih|*a + sum|W_hh|) + |b_ih| + |b_hh|,
+    with a = max|embedding| for the first layer of a token model (1 for continuous inputs:
+    the bound is then per unit of input), and a head layer's outputs at most
+    max_row(sum|W|)*a + |b|. If that bound reaches the float range, scores can be inf/NaN.
+    (2) Gradients and relevance multiply weights of successive layers: a weight of magnitude
+    >= sqrt(float max) makes such products overflow. Either is reported at build time; what
+    actually overflows is reported per input by ``Explanation.overflow``."""
+    fmax = float(np.finfo(spec.dtype).max)
+    with np.errstate(over="ignore", invalid="ignore"):
+        a = 1.0 if spec.embedding is None else float(np.max(np.abs(spec.embedding), initial=0.0))
+        bound = 0.0
+        where = ""
+        biggest = a if spec.embedding is not None else 0.0
+        for l, layer in enumerate(spec.layers):
+            for d in layer.directions:
+                z = (np.abs(d.W_ih).astype(np.float64).sum(axis=1) * a
+                     + np.abs(d.W_hh).astype(np.float64).sum(axis=1)
+                     + np.abs(d.b_ih) + np.abs(d.b_hh))
+                if float(np.max(z)) > bound:
+                    bound, where = float(np.max(z)), f"{layer.cell} layer {l}"
+                biggest = max(biggest, *(float(np.max(np.abs(w), initial=0.0))
+                                         for w in (d.W_ih, d.W_hh, d.b_ih, d.b_hh)))
+            a = 1.0
+        if spec.attention is not None:
+            att = spec.attention
+            z = np.abs(att.W).astype(np.float64).sum(axis=1) + np.abs(att.b)
+            e = float(np.abs(att.v).astype(np.float64).sum())
+            for value in (float(np.max(z)), e):
+                if value > bound:
+                    bound, where = value, "the attention"
+            biggest = max(biggest, *(float(np.max(np.abs(w))) for w in (att.W, att.b, att.v)))
+        for k, h in enumerate(spec.head):
+            out = np.abs(h.W).astype(np.float64).sum(axis=1) * a
+            if h.b is not None:
+                out = out + np.abs(h.b)
+                biggest = max(biggest, float(np.max(np.abs(h.b))))
+            biggest = max(biggest, float(np.max(np.abs(h.W))))
+            a = float(np.max(out))
+            if a > bound:
+                bound, where = a, f"head layer {k}"
+    name = np.dtype(spec.dtype).name
+    if not bound < fmax:
+        return (f"the forward pass can overflow {name}: values in {where} can reach "
+                f"{bound:.3g} (> {fmax:.3g})")
+    if not biggest < math.sqrt(fmax):
+        return (f"a weight of magnitude {biggest:.3g} makes gradients and relevance overflow "
+                f"{name} (products of two weights exceed {fmax:.3g})")
+    return None
+
+
 class Model:
     """A recurrent sequence model the engine can explain: token or continuous inputs, LSTM or
     GRU layers, a pooling over the hidden states and a dense head; a classifier, or a
@@ -104,6 +182,11 @@ class Model:
                             "use textlrp.from_arrays to build one from plain arrays")
         self.spec = spec.checked(dtype)
         self.dtype = self.spec.dtype
+        problem = _magnitude_problem(self.spec)
+        if problem is not None:
+            warnings.warn(f"{problem}; scores, gradients or relevance may come out as inf/NaN "
+                          "(Explanation.overflow reports each such input)", RuntimeWarning,
+                          stacklevel=2)
         core_cls = _core.ModelF64 if self.dtype == np.float64 else _core.ModelF32
         sp = self.spec
         self._core = core_cls(
@@ -226,11 +309,19 @@ class Model:
 
         return tokenize(text, lowercase=self.lowercase)
 
-    def encode(self, x: TokensLike) -> tuple[list[str], np.ndarray, np.ndarray]:
-        """Tokens, ids and out-of-vocabulary flags of one input (text, tokens or ids).
+    def encode(self, x: TokensLike) -> Encoding:
+        """The :class:`Encoding` (tokens, ids, out-of-vocabulary flags) of one input: a text,
+        a list of token strings, a list or 1-D array of token ids, or an Encoding (checked
+        and returned as it is).
 
         For a continuous-input model: (step labels "0".."T-1", the input as a float array
-        [T, input_size] of the model's dtype, no-OOV flags)."""
+        [T, input_size] of the model's dtype, no-OOV flags).
+
+        Raises TypeError for an input of the wrong kind, ValueError for an empty input or a
+        token outside the vocabulary without an unknown token, IndexError for an id outside
+        [0, vocab_size) (however large)."""
+        if isinstance(x, Encoding):
+            return self._check_encoding(x)
         if self.continuous:
             return self._encode_continuous(x)
         if isinstance(x, np.ndarray) and x.dtype.kind == "f":
@@ -241,18 +332,15 @@ class Model:
                 raise ValueError("this model has no vocabulary: pass token ids")
             tokens = self.tokenize(x)
         elif isinstance(x, np.ndarray):
-            if x.ndim != 1:
-                raise ValueError(f"an id array must be 1-D, got shape {x.shape}")
-            if x.dtype.kind not in "iu":
-                raise TypeError(f"token ids must be integers, got dtype {x.dtype}")
-            return self._from_ids(x)
+            return self._from_ids(self._check_ids(x))
         elif isinstance(x, (list, tuple)):
             if not x:
                 raise ValueError("empty input: there is nothing to explain")
             if all(isinstance(t, str) for t in x):
                 tokens = [t.lower() for t in x] if self.lowercase else list(x)
-            elif all(isinstance(t, (int, np.integer)) and not isinstance(t, bool) for t in x):
-                return self._from_ids(np.asarray(x, dtype=np.int64))
+            elif all(isinstance(t, (int, np.integer)) and not isinstance(t, (bool, np.bool_))
+                     for t in x):
+                return self._from_ids(self._check_ids(x))
             else:
                 raise TypeError("an input must be a text, a list of token strings or a list of ids")
         else:
@@ -277,12 +365,17 @@ class Model:
                 i = unk
                 oov[t] = True
             ids[t] = i
-        return tokens, ids, oov
+        return Encoding(tokens, ids, oov)
 
-    def _encode_continuous(self, x: Any) -> tuple[list[str], np.ndarray, np.ndarray]:
+    def _encode_continuous(self, x: Any) -> Encoding:
         if isinstance(x, str):
             raise TypeError("this model reads continuous inputs: pass a float array "
                             f"[steps, {self.input_size}], not a text")
+        arr = self._continuous_array(x)
+        return Encoding([str(t) for t in range(arr.shape[0])], arr,
+                        np.zeros(arr.shape[0], dtype=bool))
+
+    def _continuous_array(self, x: Any) -> np.ndarray:
         try:
             arr = np.asarray(x)
         except (ValueError, TypeError) as exc:
@@ -301,32 +394,64 @@ class Model:
         if not np.all(np.isfinite(arr)):
             t = int(np.argmax(~np.isfinite(arr).all(axis=1)))
             raise ValueError(f"the input has NaN or inf at step {t}")
-        return [str(t) for t in range(arr.shape[0])], arr, np.zeros(arr.shape[0], dtype=bool)
+        return arr
 
-    def _from_ids(self, ids: np.ndarray) -> tuple[list[str], np.ndarray, np.ndarray]:
-        ids = np.ascontiguousarray(ids, dtype=np.int64)
-        if ids.size == 0:
+    def _check_ids(self, x: Any) -> np.ndarray:
+        """Token ids as int64 [T], each in [0, vocab_size); IndexError names the first id out
+        of range, however large (no OverflowError from a Python int >= 2**63)."""
+        if isinstance(x, np.ndarray):
+            if x.ndim != 1:
+                raise ValueError(f"an id array must be 1-D, got shape {x.shape}")
+            if x.dtype.kind not in "iu":
+                raise TypeError(f"token ids must be integers, got dtype {x.dtype}")
+            bad = (x < 0) | (x >= self.vocab_size)  # compared before any conversion
+            values: Any = x
+        else:
+            values = [int(v) for v in x]
+            bad = np.fromiter((not 0 <= v < self.vocab_size for v in values), dtype=bool,
+                              count=len(values))
+        if len(values) == 0:
             raise ValueError("empty input: there is nothing to explain")
-        bad = (ids < 0) | (ids >= self.vocab_size)
         if bad.any():
             t = int(np.argmax(bad))
-            raise IndexError(f"token id {int(ids[t])} at position {t} is out of range "
+            raise IndexError(f"token id {int(values[t])} at position {t} is out of range "
                              f"[0, {self.vocab_size})")
+        return np.ascontiguousarray(values, dtype=np.int64)
+
+    def _from_ids(self, ids: np.ndarray) -> Encoding:
         vocab = self.vocab
         tokens = [vocab[i] for i in ids] if vocab is not None else [str(i) for i in ids]
         oov = ids == self._index[self.unk_token] if self.unk_token is not None else np.zeros(len(ids), bool)
-        return tokens, ids, oov
+        return Encoding(tokens, ids, oov)
+
+    def _check_encoding(self, enc: Encoding) -> Encoding:
+        tokens, ids, oov = enc
+        if self.continuous:
+            ids = self._continuous_array(ids)
+        else:
+            if not isinstance(ids, np.ndarray):
+                raise TypeError(f"Encoding.ids must be a numpy array, got {type(ids).__name__}")
+            ids = self._check_ids(ids)
+        oov = np.asarray(oov, dtype=bool)
+        if not (len(tokens) == len(ids) == len(oov)) or oov.ndim != 1:
+            raise ValueError(f"an Encoding needs one token, id and oov flag per position, got "
+                             f"{len(tokens)}, {len(ids)} and {len(oov)}")
+        return Encoding(list(tokens), ids, oov)
 
     def _ids(self, x: TokensLike) -> np.ndarray:
-        """The ids of one input; token ids skip building token strings (predict's fast path)."""
+        """The ids of one input without building token strings when they are not needed
+        (predict's path): an Encoding's ids, token ids checked, anything else encoded."""
+        if isinstance(x, Encoding):
+            return self._check_encoding(x).ids
         if self.continuous:
-            return self._encode_continuous(x)[1]
-        if isinstance(x, np.ndarray) or (isinstance(x, (list, tuple)) and x
-                                         and not isinstance(x[0], str)):
-            arr = np.asarray(x)
-            if arr.ndim == 1 and arr.dtype.kind in "iu" and arr.size:
-                return arr.astype(np.int64, copy=False)  # the engine checks the range
-        return self.encode(x)[1]
+            return self._continuous_array(x)
+        if isinstance(x, np.ndarray) and x.dtype.kind in "iu":
+            return self._check_ids(x)
+        if (isinstance(x, (list, tuple)) and x and not isinstance(x[0], str)
+                and all(isinstance(t, (int, np.integer)) and not isinstance(t, (bool, np.bool_))
+                        for t in x)):
+            return self._check_ids(x)
+        return self.encode(x).ids
 
     def _pack(self, seqs: list[np.ndarray], deleted: Any
               ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
@@ -340,21 +465,10 @@ class Model:
             ids = np.concatenate(seqs) if seqs else np.zeros(0, np.int64)
         mask = None
         if deleted is not None:
-            if len(deleted) != len(seqs):
-                raise ValueError(f"deleted has {len(deleted)} entries for {len(seqs)} inputs")
-            counts = [0 if p is None else len(p) for p in deleted]
-            flat = np.array([i for p in deleted if p is not None for i in p])
             mask = np.zeros(len(ids), dtype=np.uint8)
-            if flat.size:
-                if flat.dtype.kind not in "iu":
-                    raise TypeError(f"deleted positions must be integers, got {flat.dtype}")
-                owner = np.repeat(np.arange(len(seqs)), counts)
-                bad = (flat < 0) | (flat >= lengths[owner])
-                if bad.any():
-                    k = int(owner[np.argmax(bad)])
-                    raise IndexError(f"deleted position {int(flat[np.argmax(bad)])} out of range "
-                                     f"for input {k} of length {lengths[k]}")
-                mask[offsets[owner] + flat] = 1
+            for k, pos in enumerate(_check_deleted(deleted, len(seqs), lengths)):
+                if pos is not None:
+                    mask[offsets[k] + pos] = 1
         return ids, offsets, mask
 
     def _targets(self, target: Any, n: int) -> np.ndarray:
@@ -365,13 +479,48 @@ class Model:
         value = -1 if target is None else self.class_index(target)
         return np.full(n, value, dtype=np.int64)
 
+    def _method_params(self, method: str, eps: Any, bias_factor: Any, rule: Any,
+                       seed: Any) -> dict[str, Any]:
+        """The checked parameters of ``method`` with their defaults filled in. A parameter
+        given (not None) to a method that does not take it is an error, not ignored."""
+        m = check_method(method)
+        given = {"eps": eps, "bias_factor": bias_factor, "rule": rule, "seed": seed}
+        for name, value in given.items():
+            if value is not None and name not in m.params:
+                takes = [k for k, v in METHODS.items() if name in v.params]
+                raise ValueError(f"{name} applies to method {' and '.join(map(repr, takes))} only; "
+                                 f"method {method!r} takes "
+                                 + (", ".join(m.params) if m.params else "no parameters"))
+        if method == "lrp":
+            eps = _check_real(DEFAULT_EPS if eps is None else eps, "eps")
+            if eps <= 0:  # eps = 0 turns an exact zero pre-activation into 0/0
+                raise ValueError(f"eps must be finite and > 0 (e.g. 1e-12 for the plain z-rule), "
+                                 f"got {eps}")
+            bias_factor = _check_real(0.0 if bias_factor is None else bias_factor, "bias_factor")
+            if not 0.0 <= bias_factor <= 1.0:
+                raise ValueError("bias_factor is the share of the bias (and stabiliser) relevance "
+                                 f"passed down and must be in [0, 1], got {bias_factor}")
+            rule = DEFAULT_RULE if rule is None else rule
+            check_rule(rule, self.cells)
+            return {"rule": rule, "eps": eps, "bias_factor": bias_factor}
+        if method == "random":
+            seed = 0 if seed is None else seed
+            if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
+                raise TypeError(f"seed must be an int, got {type(seed).__name__}")
+            return {"seed": int(seed)}
+        return {}
+
     # ----------------------------------------------------------------- API
     def predict(self, inputs: Sequence[TokensLike] | str, *, deleted: Any = None,
                 threads: int | None = None) -> np.ndarray:
-        """Class scores [N, C]. ``deleted[k]`` lists positions of input k whose embedding
-        is replaced by zeros."""
+        """Class scores [N, C] (a regression model: its output, [N, 1]). ``inputs``: texts,
+        token lists, id lists or :class:`Encoding` objects (used as they are, not encoded
+        again). ``deleted[k]`` lists positions of input k whose embedding is replaced by
+        zeros (a list or 1-D integer array per input, or None)."""
         inputs = self._as_inputs(inputs)
         threads = _check_threads(threads)
+        if deleted is not None:
+            _check_deleted(deleted, len(inputs))
         seqs = [self._ids(x) for x in inputs]
         if not seqs:
             return np.zeros((0, self.n_classes), dtype=self.dtype)
@@ -379,146 +528,232 @@ class Model:
         return self._core.forward(ids, offsets, mask, threads)
 
     def explain(self, x: TokensLike, *, method: str = "lrp", target: TargetLike = None,
-                eps: float = 1e-3, bias_factor: float = 0.0, rule: str = "signal-take-all",
-                seed: int = 0, deleted: Sequence[int] | None = None,
-                threads: int | None = 1) -> Explanation:
-        """Explain one input (text, tokens or ids) for ``target`` (default: the prediction)."""
+                eps: float | None = None, bias_factor: float | None = None,
+                rule: str | None = None, seed: int | None = None,
+                deleted: Sequence[int] | None = None, threads: int | None = 1
+                ) -> Explanation | list[Explanation]:
+        """Explain one input (a text, tokens, ids or an :class:`Encoding`) for ``target``
+        (default: the prediction; ``"all"``: every class, a list of Explanations in class
+        order). The parameters are those of :meth:`explain_batch`."""
+        if isinstance(x, (int, float, np.number, bool, np.bool_)):
+            raise TypeError(f"explain takes one input (a text, a list of tokens or a list of token "
+                            f"ids), got the {type(x).__name__} {x!r}; a one-token input is [{x!r}]")
         return self.explain_batch(
-            [x], method=method, target=[target], eps=eps, bias_factor=bias_factor, rule=rule,
-            seed=seed, deleted=None if deleted is None else [deleted], threads=threads,
+            [x], method=method, target=target if _is_all(target) else [target], eps=eps,
+            bias_factor=bias_factor, rule=rule, seed=seed,
+            deleted=None if deleted is None else [deleted], threads=threads,
         )[0]
 
     def explain_batch(self, inputs: Sequence[TokensLike], *, method: str = "lrp",
-                      target: Any = None, eps: float = 1e-3, bias_factor: float = 0.0,
-                      rule: str = "signal-take-all", seed: int = 0, deleted: Any = None,
-                      threads: int | None = None, keep_embedding: bool = True) -> list[Explanation]:
+                      target: Any = None, eps: float | None = None,
+                      bias_factor: float | None = None, rule: str | None = None,
+                      seed: int | None = None, deleted: Any = None,
+                      threads: int | None = None, keep_embedding: bool = True
+                      ) -> list[Explanation] | list[list[Explanation]]:
         """Explain many inputs in one call of the engine, spread over ``threads`` cores
-        (default: all). Results do not depend on the thread count. ``keep_embedding=False``
-        skips the [T, e] embedding-level arrays, which dominate memory for large batches."""
+        (default: all). Results do not depend on the thread count.
+
+        ``inputs``: texts, token lists, id lists or :class:`Encoding` objects (not encoded
+        again). ``target``: None (each input's predicted class), a class name or index for
+        all inputs, a list with one per input, or ``"all"``: every class of each input, which
+        returns one list of Explanations per input, in class order (each input is encoded
+        once; a class that is literally named "all" is then selected by its index).
+
+        ``method``: see :data:`textlrp.METHODS`. ``eps`` (> 0, default 1e-3),
+        ``bias_factor`` (in [0, 1], default 0) and ``rule`` (default "signal-take-all")
+        belong to "lrp", ``seed`` (default 0) to "random": giving one to another method is a
+        ValueError. ``bias_factor`` is the share of each layer's bias and stabiliser
+        relevance passed down to its inputs: 0 lets biases absorb it (the Arras et al.
+        default), 1 passes it all down so that ``relevance.sum() + rest`` equals the
+        explained score; values outside [0, 1] would create or destroy relevance and are
+        refused. ``deleted[k]``: positions of input k replaced by zeros.
+        ``keep_embedding=False`` skips the [T, e] embedding-level arrays, which dominate
+        memory for large batches.
+
+        Arguments are checked even for an empty batch. Non-finite results (inf/NaN relevance,
+        gradients, rest or scores) do not raise: the Explanation's ``overflow`` is True.
+        ``method="occlusion"`` costs O(T^2) per input (one forward pass per token) and warns
+        (RuntimeWarning, with an estimated time) for inputs over ``OCCLUSION_WARN_TOKENS``."""
         inputs = self._as_inputs(inputs)
+        params = self._method_params(method, eps, bias_factor, rule, seed)
+        threads = _check_threads(threads)
+        if not _is_all(target):
+            self._targets(target, len(inputs))  # checked before any work, even with no inputs
+        if deleted is not None:
+            _check_deleted(deleted, len(inputs))
         encoded = [self.encode(x) for x in inputs]
-        return self._explain_encoded(inputs, encoded, method=method, target=target, eps=eps,
-                                     bias_factor=bias_factor, rule=rule, seed=seed,
-                                     deleted=deleted, threads=threads,
+        return self._explain_encoded(inputs, encoded, method=method, params=params,
+                                     target=target, deleted=deleted, threads=threads,
                                      keep_embedding=keep_embedding)
 
-    def _explain_encoded(self, inputs: Sequence[Any], encoded: list, *, method: str, target: Any,
-                         eps: float, bias_factor: float, rule: str, seed: int, deleted: Any,
-                         threads: int | None, keep_embedding: bool = True) -> list[Explanation]:
-        check_method(method)
-        check_rule(rule, self.cells if method == "lrp" else None)
-        threads = _check_threads(threads)
+    def _explain_encoded(self, inputs: Sequence[Any], encoded: list[Encoding], *, method: str,
+                         params: dict[str, Any], target: Any, deleted: Any, threads: int,
+                         keep_embedding: bool = True) -> list[Any]:
+        if _is_all(target):
+            # Every class of every input in one engine call: each encoding C times.
+            C = self.n_classes
+            flat = self._explain_encoded(
+                [x for x in inputs for _ in range(C)], [e for e in encoded for _ in range(C)],
+                method=method, params=params, target=list(range(C)) * len(encoded),
+                deleted=None if deleted is None else [p for p in deleted for _ in range(C)],
+                threads=threads, keep_embedding=keep_embedding)
+            return [flat[k:k + C] for k in range(0, len(flat), C)]
+        n = len(encoded)
+        targets = self._targets(target, n)
         if not encoded:
             return []
-        n = len(encoded)
-        ids, offsets, mask = self._pack([e[1] for e in encoded], deleted)
-        targets = self._targets(target, n)
+        ids, offsets, mask = self._pack([e.ids for e in encoded], deleted)
         core = self._core
-        params: dict[str, Any] = {}
         emb: np.ndarray | None = None
         rest: np.ndarray | None = None
         totals: np.ndarray | None = None
         if method == "lrp":
-            eps, bias_factor = float(eps), float(bias_factor)
-            scores, used, rel, emb, rest, totals = core.lrp(ids, offsets, mask, targets, eps,
-                                                            bias_factor, rule, threads, keep_embedding)
-            params = {"rule": rule, "eps": eps, "bias_factor": bias_factor}
+            scores, used, rel, emb, rest, totals = core.lrp(
+                ids, offsets, mask, targets, params["eps"], params["bias_factor"], params["rule"],
+                threads, keep_embedding)
         elif method in ("sa", "gi"):
             scores, used, emb, sa, gi = core.gradient(ids, offsets, mask, targets, threads,
                                                        keep_embedding)
             rel = sa if method == "sa" else gi
         elif method == "occlusion":
+            self._warn_long_occlusion(ids, offsets, threads)
             scores, used, rel = core.occlusion(ids, offsets, mask, targets, threads)
         else:
             scores = core.forward(ids, offsets, mask, threads)
             used = np.where(targets >= 0, targets, np.argmax(scores, axis=1))
-            rel = _random_relevance(_row_keys(ids), offsets, int(seed)).astype(self.dtype)
-            params = {"seed": int(seed)}
-        if not np.all(np.isfinite(rel)) or (rest is not None and not np.all(np.isfinite(rest))):
-            # The epsilon rule divides by pre-activations at every step; over very long inputs
-            # (or with a tiny eps) the quotients can compound past the float range.
-            bad = sorted({int(np.searchsorted(offsets, i, side="right")) - 1
-                          for i in np.flatnonzero(~np.isfinite(rel))[:5]})
-            warnings.warn(f"{method} relevance overflowed to inf/NaN for input(s) {bad or 'rest'}; "
-                          f"try a larger eps or a shorter input", RuntimeWarning, stacklevel=3)
+            rel = _random_relevance(_row_keys(ids), offsets, params["seed"]).astype(self.dtype)
+        # Which inputs came out non-finite (the epsilon rule divides at every step; huge
+        # weights overflow products): reported per input, never silently.
+        finite = np.logical_and.reduceat(np.isfinite(rel), offsets[:-1])
+        finite &= np.isfinite(scores).all(axis=1)
+        if rest is not None:
+            finite &= np.isfinite(rest)
+        if emb is not None:
+            finite &= np.logical_and.reduceat(np.isfinite(emb).all(axis=1), offsets[:-1])
         predictions = np.argmax(scores, axis=1)  # regression: 0, the one output
         out = []
         for k, (tokens, tok_ids, oov) in enumerate(encoded):
             a, b = offsets[k], offsets[k + 1]
             out.append(Explanation(
-                tokens=tokens, ids=np.arange(b - a) if self.continuous else tok_ids, relevance=rel[a:b], scores=scores[k],
-                class_names=self.class_names, prediction=int(predictions[k]), target=int(used[k]),
-                method=method, oov=oov, text=inputs[k] if isinstance(inputs[k], str) else None,
-                regression=self.regression,
-                rest=None if rest is None else float(rest[k]),
-                embedding_relevance=None if emb is None else emb[a:b], params=params,
+                tokens=tokens, ids=np.arange(b - a) if self.continuous else tok_ids,
+                relevance=rel[a:b], scores=scores[k], class_names=self.class_names,
+                prediction=int(predictions[k]), target=int(used[k]), method=method, oov=oov,
+                text=inputs[k] if isinstance(inputs[k], str) else None,
+                regression=self.regression, rest=None if rest is None else float(rest[k]),
+                embedding_relevance=None if emb is None else emb[a:b], params=dict(params),
+                overflow=not bool(finite[k]),
                 stage_totals=None if totals is None else totals[k], stage_layout=self._stages,
             ))
         return out
 
+    def _warn_long_occlusion(self, ids: np.ndarray, offsets: np.ndarray, threads: int) -> None:
+        lengths = np.diff(offsets)
+        longest = int(np.argmax(lengths))
+        T = int(lengths[longest])
+        if T <= OCCLUSION_WARN_TOKENS:
+            return
+        # Time the same kernel on a prefix of the longest input (n^2 of its T^2 steps, ~1 %
+        # of the work) and scale by (T / n)^2; inputs run in parallel over the threads.
+        a = int(offsets[longest])
+        n = 200
+        start = time.perf_counter()
+        self._core.occlusion(ids[a:a + n], np.array([0, n], dtype=np.int64), None, None, 1)
+        per_step = (time.perf_counter() - start) / (n * n)
+        work = float(np.sum(lengths.astype(np.float64) ** 2)) * per_step
+        seconds = max(work / min(threads, len(lengths)), T * T * per_step)
+        n_long = int(np.sum(lengths > OCCLUSION_WARN_TOKENS))
+        warnings.warn(
+            f"occlusion reruns the model once per token, O(T^2) per input: {n_long} input(s) "
+            f"longer than {OCCLUSION_WARN_TOKENS} tokens (the longest has {T}); expect about "
+            f"{seconds:.0f} s. Split long texts, or use lrp/gi/sa (one pass each)",
+            RuntimeWarning, stacklevel=4)
+
     def explain_corpus(self, iterable: Iterable[TokensLike], *, batch_size: int = 256,
                        threads: int | None = None, errors: str = "raise",
-                       **explain_kwargs: Any) -> Iterator[Explanation | ExplanationError]:
+                       skip_empty: bool = False, **explain_kwargs: Any
+                       ) -> Iterator[Explanation | list[Explanation] | ExplanationError]:
         """Explain a stream lazily, ``batch_size`` inputs per engine call, in input order.
 
         Memory stays bounded by two batches whatever the corpus size: while the engine
-        explains one batch (without the GIL), the next one is tokenised. With
-        ``errors="record"`` an input that cannot be explained (empty text, unknown token
-        without an unknown-token id, ...) yields an :class:`ExplanationError` instead of
-        stopping the stream. ``explain_kwargs``: method, target (one for all), eps,
-        bias_factor, rule, seed, keep_embedding.
+        explains one batch (without the GIL), the next one is tokenised. The stream can be a
+        file: ``explain_corpus(open(path))`` reads it line by line.
+
+        Text items lose one trailing line ending ("\\n" or "\\r\\n"; nothing else), so
+        ``exp.text`` is the line as written. A blank text item (empty or whitespace only) is
+        not an error of the data but of the layout, as in the command line: it yields an
+        :class:`ExplanationError` ("empty line") whatever ``errors`` says, or is skipped
+        with ``skip_empty=True`` (then the results no longer pair one to one with the
+        inputs; ``ExplanationError.line`` still counts every item). Other inputs that cannot
+        be explained (unknown token without an unknown-token id, id out of range, ...) raise
+        with ``errors="raise"`` (default) or yield an ExplanationError with
+        ``errors="record"``. ``ExplanationError.line`` counts the items from 1: for a file,
+        its line number, as the ``line`` of the command line's JSON records.
+
+        ``explain_kwargs``: method, target (one for all inputs, or "all": each input then
+        yields a list of Explanations, one per class in class order), eps, bias_factor,
+        rule, seed, keep_embedding, as in :meth:`explain_batch`.
         """
         if errors not in ("raise", "record"):
             raise ValueError(f"errors must be 'raise' or 'record', got {errors!r}")
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
         threads = _check_threads(threads)
-        if isinstance(explain_kwargs.get("target"), (list, tuple, np.ndarray)):
-            raise TypeError("explain_corpus takes one target for all inputs (or None)")
-        params = self._explain_defaults(explain_kwargs)
+        unknown = set(explain_kwargs) - {"method", "target", "eps", "bias_factor", "rule", "seed",
+                                         "keep_embedding"}
+        if unknown:
+            raise TypeError(f"unexpected arguments: {', '.join(sorted(unknown))}")
+        target = explain_kwargs.get("target")
+        if isinstance(target, (list, tuple, np.ndarray)):
+            raise TypeError("explain_corpus takes one target for all inputs, 'all' or None")
+        method = explain_kwargs.get("method", "lrp")
+        params = self._method_params(method, *(explain_kwargs.get(k) for k in
+                                               ("eps", "bias_factor", "rule", "seed")))
+        if not _is_all(target):
+            self._targets(target, 0)
+        keep_embedding = bool(explain_kwargs.get("keep_embedding", True))
         with ThreadPoolExecutor(max_workers=1) as engine:
-            pending: tuple[Future[list[Explanation]], list[Any]] | None = None
+            pending: tuple[Future[list[Any]], list[Any]] | None = None
             for start, batch in _chunks(iterable, batch_size):
                 try:
-                    slots, good, encoded = self._encode_chunk(batch, start, errors)
+                    slots, good, encoded = self._encode_chunk(batch, start, errors, skip_empty)
                 except Exception:
                     if pending is not None:
                         yield from _fill(*pending)
                     raise
-                job = engine.submit(self._explain_encoded, good, encoded, threads=threads,
-                                    deleted=None, **params)
+                job = engine.submit(self._explain_encoded, good, encoded, method=method,
+                                    params=params, target=target, deleted=None, threads=threads,
+                                    keep_embedding=keep_embedding)
                 if pending is not None:
                     yield from _fill(*pending)
                 pending = (job, slots)
             if pending is not None:
                 yield from _fill(*pending)
 
-    def _encode_chunk(self, batch: list[Any], start: int, errors: str
-                      ) -> tuple[list[Any], list[Any], list[tuple[list[str], np.ndarray, np.ndarray]]]:
-        """(slots: an ExplanationError or None per input, the inputs to explain, their encodings)."""
+    def _encode_chunk(self, batch: list[Any], start: int, errors: str, skip_empty: bool
+                      ) -> tuple[list[Any], list[Any], list[Encoding]]:
+        """(slots: per input an ExplanationError, None (to explain) or _SKIP, the inputs to
+        explain, their encodings)."""
         slots: list[Any] = [None] * len(batch)
         good, encoded = [], []
         for k, x in enumerate(batch):
+            line = start + k + 1
+            if isinstance(x, str):
+                x = _strip_line_ending(x)
+                if not x.strip():
+                    slots[k] = _SKIP if skip_empty else ExplanationError(line, x, "empty line")
+                    continue
             try:
                 encoded.append(self.encode(x))
                 good.append(x)
             except (ValueError, TypeError, IndexError, LookupError) as exc:
                 if errors == "raise":
                     raise
-                slots[k] = ExplanationError(start + k, x, str(exc))
+                slots[k] = ExplanationError(line, x, str(exc))
         return slots, good, encoded
 
-    @staticmethod
-    def _explain_defaults(kwargs: dict[str, Any]) -> dict[str, Any]:
-        params = {"method": "lrp", "target": None, "eps": 1e-3, "bias_factor": 0.0,
-                  "rule": "signal-take-all", "seed": 0, "keep_embedding": True}
-        unknown = set(kwargs) - set(params)
-        if unknown:
-            raise TypeError(f"unexpected arguments: {', '.join(sorted(unknown))}")
-        params.update(kwargs)
-        return params
-
     def _as_inputs(self, inputs: Any) -> list[Any]:
+        if isinstance(inputs, Encoding):
+            raise TypeError("pass a list of inputs; wrap a single Encoding in a list")
         if self.continuous and isinstance(inputs, np.ndarray) and inputs.ndim == 2:
             raise TypeError(f"pass a list of inputs, each a float array [steps, {self.input_size}] "
                             "(or one array [N, steps, features]); wrap a single input in a list")
@@ -526,6 +761,8 @@ class Model:
             return [inputs]
         if isinstance(inputs, np.ndarray) and inputs.ndim == 1 and inputs.dtype.kind in "iu":
             raise TypeError("pass a list of sequences; wrap a single id array in a list")
+        if isinstance(inputs, (int, float, np.number, bool, np.bool_)) or inputs is None:
+            raise TypeError(f"pass a list of inputs, got the {type(inputs).__name__} {inputs!r}")
         inputs = list(inputs)
         if inputs and all(isinstance(t, (int, np.integer)) for t in inputs):
             raise TypeError("pass a list of sequences; wrap a single sequence of ids in a list")
@@ -598,11 +835,82 @@ def _chunks(iterable: Iterable[Any], size: int) -> Iterator[tuple[int, list[Any]
         yield start, batch
 
 
-def _fill(job: Future[list[Explanation]], slots: list[Any]) -> Iterator[Any]:
-    """The chunk's results in input order: explanations where the slot is free."""
+_SKIP = object()  # explain_corpus's slot of a skipped blank line
+
+
+def _fill(job: Future[list[Any]], slots: list[Any]) -> Iterator[Any]:
+    """The chunk's results in input order: explanations where the slot is free, the error
+    records where it holds one, nothing for a skipped line."""
     explained = iter(job.result())
     for slot in slots:
-        yield next(explained) if slot is None else slot
+        if slot is None:
+            yield next(explained)
+        elif slot is not _SKIP:
+            yield slot
+
+
+def _is_all(target: Any) -> bool:
+    return isinstance(target, str) and target == ALL_CLASSES
+
+
+def _strip_line_ending(text: str) -> str:
+    """One trailing CR LF or LF removed (a line as a file iterator gives it)."""
+    if text.endswith("\r\n"):
+        return text[:-2]
+    return text.removesuffix("\n")
+
+
+def _check_real(value: Any, name: str) -> float:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer,
+                                                                     np.floating)):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
+    v = float(value)
+    if not math.isfinite(v):
+        raise ValueError(f"{name} must be finite, got {value}")
+    return v
+
+
+def _check_deleted(deleted: Any, n: int, lengths: Any = None) -> list[np.ndarray | None]:
+    """``deleted``: one entry per input, None or that input's positions (a list of ints or a
+    1-D integer array). Bools, floats, nested lists and masks are refused; with ``lengths``
+    every position is checked against its input's length (exactly, however large) and the
+    positions come back as int64 arrays."""
+    if isinstance(deleted, (str, bytes)) or not isinstance(deleted, (list, tuple, np.ndarray)):
+        raise TypeError("deleted must be a list with one list of positions (or None) per input, "
+                        f"got {type(deleted).__name__}")
+    if len(deleted) != n:
+        raise ValueError(f"deleted has {len(deleted)} entries for {n} inputs")
+    out: list[np.ndarray | None] = []
+    for k, p in enumerate(deleted):
+        if p is None:
+            out.append(None)
+            continue
+        length = None if lengths is None else int(lengths[k])
+        if isinstance(p, np.ndarray):
+            if p.dtype.kind == "b":
+                raise TypeError(f"deleted[{k}] is a bool mask; pass the positions "
+                                "(np.flatnonzero(mask))")
+            if p.ndim != 1 or p.dtype.kind not in "iu":
+                raise TypeError(f"deleted[{k}] must be a 1-D array of integer positions, got "
+                                f"dtype {p.dtype} and shape {p.shape}")
+            values: Any = p
+            bad = None if length is None else (p < 0) | (p >= length)
+        elif isinstance(p, (list, tuple, range)):
+            for v in p:
+                if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
+                    raise TypeError(f"deleted[{k}] must list integer positions, got {v!r} "
+                                    f"({type(v).__name__})")
+            values = [int(v) for v in p]
+            bad = None if length is None else np.array([not 0 <= v < length for v in values],
+                                                       dtype=bool)
+        else:
+            raise TypeError(f"deleted[{k}] must be a list of positions or None, got "
+                            f"{type(p).__name__}")
+        if bad is not None and bad.any():
+            raise IndexError(f"deleted position {int(values[int(np.argmax(bad))])} out of range "
+                             f"for input {k} of length {length}")
+        out.append(None if length is None else np.asarray(values, dtype=np.int64))
+    return out
 
 
 def from_arrays(

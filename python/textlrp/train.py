@@ -11,87 +11,170 @@ torch is imported inside the functions only: ``import textlrp`` never needs it.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
+import math
 import os
 import random
 import shlex
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-__all__ = ["TrainConfig", "register_cli", "train"]
+__all__ = ["DropoutConfig", "NetConfig", "OptimConfig", "TrainConfig", "train"]
 
 UNK = "<unk>"
 
 
-class TrainConfig:
-    """Hyper-parameters; the defaults are the ones the bundled model was trained with."""
+@dataclass(frozen=True)
+class NetConfig:
+    """The network: sizes, the head's bias and the initial embedding scale."""
 
-    def __init__(
-        self,
-        *,
-        epochs: float = 5.0,
-        seed: int = 1,
-        lr: float = 2e-3,
-        batch_size: int = 64,
-        embedding_dim: int = 60,
-        hidden_size: int = 60,
-        dropout: float = 0.5,
-        embedding_dropout: float = 0.3,
-        word_dropout: float = 0.0,
-        weight_decay: float = 0.0,
-        clip: float = 5.0,
-        ema: float = 0.999,
-        embedding_scale: float = 0.1,
-        lowercase: bool = True,
-        threads: int | None = None,
-        evals_per_epoch: int = 4,
-        head_bias: bool = False,
-        progress: bool = True,
-    ) -> None:
-        if epochs <= 0:
-            raise ValueError(f"epochs must be > 0, got {epochs}")
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        if lr <= 0:
-            raise ValueError(f"lr must be > 0, got {lr}")
-        for name, p in (("dropout", dropout), ("embedding_dropout", embedding_dropout), ("word_dropout", word_dropout)):
+    embedding_dim: int = 60
+    hidden_size: int = 60  # per direction
+    head_bias: bool = False
+    embedding_scale: float = 0.1  # std of the initial embeddings
+
+    def __post_init__(self) -> None:
+        _normalise(self, float_fields=("embedding_scale",), bool_fields=("head_bias",))
+        for name in ("embedding_dim", "hidden_size"):
+            _check_int(self, name, 1)
+        if not (math.isfinite(self.embedding_scale) and self.embedding_scale >= 0):
+            raise ValueError(f"embedding_scale must be >= 0, got {self.embedding_scale}")
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """How the weights are fitted: Adam, gradient clipping, a moving average of the weights."""
+
+    epochs: float = 5.0  # may be fractional
+    lr: float = 2e-3
+    batch_size: int = 64
+    weight_decay: float = 0.0
+    clip: float = 5.0  # gradient norm clipping, 0 = off
+    ema: float = 0.999  # decay of the evaluated and exported weight average, 0 = off
+
+    def __post_init__(self) -> None:
+        _normalise(self, float_fields=("epochs", "lr", "weight_decay", "clip", "ema"))
+        if not (math.isfinite(self.epochs) and self.epochs > 0):
+            raise ValueError(f"epochs must be > 0, got {self.epochs}")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+        _check_int(self, "batch_size", 1)
+        for name in ("weight_decay", "clip"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"{name} must be >= 0, got {value}")
+        if not 0.0 <= self.ema < 1.0:
+            raise ValueError(f"ema must be in [0, 1), got {self.ema}")
+
+
+@dataclass(frozen=True)
+class DropoutConfig:
+    """Regularisation: dropout on the features and the embeddings, word dropout (a training
+    token replaced by <unk>)."""
+
+    dropout: float = 0.5
+    embedding_dropout: float = 0.3
+    word_dropout: float = 0.0
+
+    def __post_init__(self) -> None:
+        _normalise(self, float_fields=("dropout", "embedding_dropout", "word_dropout"))
+        for name in ("dropout", "embedding_dropout", "word_dropout"):
+            p = getattr(self, name)
             if not 0.0 <= p < 1.0:
                 raise ValueError(f"{name} must be in [0, 1), got {p}")
-        if not 0.0 <= ema < 1.0:
-            raise ValueError(f"ema must be in [0, 1), got {ema}")
-        if threads is not None and threads < 1:
-            raise ValueError(f"threads must be >= 1, got {threads}")
-        if evals_per_epoch < 1:
-            raise ValueError(f"evals_per_epoch must be >= 1, got {evals_per_epoch}")
-        self.epochs = float(epochs)
-        self.seed = int(seed)
-        self.lr = float(lr)
-        self.batch_size = int(batch_size)
-        self.embedding_dim = int(embedding_dim)
-        self.hidden_size = int(hidden_size)
-        self.dropout = float(dropout)
-        self.embedding_dropout = float(embedding_dropout)
-        self.word_dropout = float(word_dropout)
-        self.weight_decay = float(weight_decay)
-        self.clip = float(clip)
-        self.ema = float(ema)
-        self.embedding_scale = float(embedding_scale)
-        self.lowercase = bool(lowercase)
-        self.threads = threads
-        self.evals_per_epoch = int(evals_per_epoch)
-        self.head_bias = bool(head_bias)
-        self.progress = bool(progress)
+
+
+def _normalise(obj: Any, float_fields: Sequence[str] = (), bool_fields: Sequence[str] = ()) -> None:
+    """Numbers as floats and flags as bools, whatever the caller passed (so that the record
+    in the model file does not depend on it); a frozen dataclass sets them once, here."""
+    for name in float_fields:
+        value = getattr(obj, name)
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+            raise TypeError(f"{name} must be a number, got {value!r}")
+        object.__setattr__(obj, name, float(value))
+    for name in bool_fields:
+        object.__setattr__(obj, name, bool(getattr(obj, name)))
+
+
+def _check_int(obj: Any, name: str, low: int) -> None:
+    value = getattr(obj, name)
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+    object.__setattr__(obj, name, int(value))
+
+
+# The flat names of TrainConfig.as_dict(), in the order model files record them (and
+# `command_line` lists them), with the group each belongs to (None: TrainConfig itself).
+_FLAT: dict[str, str | None] = {
+    "epochs": "optim", "seed": None, "lr": "optim", "batch_size": "optim",
+    "embedding_dim": "net", "hidden_size": "net", "dropout": "regularisation",
+    "embedding_dropout": "regularisation", "word_dropout": "regularisation",
+    "weight_decay": "optim", "clip": "optim", "ema": "optim", "embedding_scale": "net",
+    "lowercase": None, "threads": None, "evals_per_epoch": None, "head_bias": "net",
+}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Hyper-parameters; the defaults are the ones the bundled model was trained with.
+
+    Grouped: ``net`` (sizes, initialisation), ``optim`` (epochs, Adam, clipping, weight
+    average), ``regularisation`` (dropouts); the run itself keeps ``seed``, ``lowercase``
+    (of the data, stored in the model file), ``threads`` (torch's, None = its choice),
+    ``evals_per_epoch`` (dev evaluations) and ``progress`` (a bar on stderr).
+    ``as_dict()`` is the flat record stored in model files; ``from_dict`` reads it back.
+
+        TrainConfig(net=NetConfig(hidden_size=30), optim=OptimConfig(epochs=2), seed=3)
+    """
+
+    net: NetConfig = field(default_factory=NetConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    regularisation: DropoutConfig = field(default_factory=DropoutConfig)
+    seed: int = 1
+    lowercase: bool = True
+    threads: int | None = None
+    evals_per_epoch: int = 4
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        for name, cls in (("net", NetConfig), ("optim", OptimConfig),
+                          ("regularisation", DropoutConfig)):
+            if not isinstance(getattr(self, name), cls):
+                raise TypeError(f"{name} must be a {cls.__name__}, got "
+                                f"{type(getattr(self, name)).__name__}")
+        _normalise(self, bool_fields=("lowercase", "progress"))
+        if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)):
+            raise TypeError(f"seed must be an integer, got {self.seed!r}")
+        object.__setattr__(self, "seed", int(self.seed))
+        if self.threads is not None:
+            _check_int(self, "threads", 1)
+        _check_int(self, "evals_per_epoch", 1)
 
     def as_dict(self) -> dict[str, Any]:
-        d = dict(vars(self))
-        d.pop("progress")
-        return d
+        """Every setting but ``progress`` under its flat name (the model file's record)."""
+        return {name: getattr(self if group is None else getattr(self, group), name)
+                for name, group in _FLAT.items()}
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], **run: Any) -> TrainConfig:
+        """The config of a flat dict (``as_dict()``, or a model file's ``config``); names it
+        leaves out keep their defaults. ``run``: progress (not recorded in files)."""
+        unknown = set(values) - set(_FLAT)
+        if unknown:
+            raise ValueError(f"unknown training settings: {', '.join(sorted(unknown))}")
+        groups: dict[str | None, dict[str, Any]] = {}
+        for name, value in values.items():
+            groups.setdefault(_FLAT[name], {})[name] = value
+        return cls(net=NetConfig(**groups.get("net", {})),
+                   optim=OptimConfig(**groups.get("optim", {})),
+                   regularisation=DropoutConfig(**groups.get("regularisation", {})),
+                   **groups.get(None, {}), **run)
 
 
 def _sha256(path: Path) -> str:
@@ -136,13 +219,14 @@ def _build_net(vocab_size: int, cfg: TrainConfig, n_classes: int) -> Any:
     class BiLSTMClassifier(nn.Module):
         def __init__(self) -> None:
             super().__init__()
-            self.embedding = nn.Embedding(vocab_size, cfg.embedding_dim)
-            self.lstm = nn.LSTM(cfg.embedding_dim, cfg.hidden_size, batch_first=True, bidirectional=True)
-            self.head = nn.Linear(2 * cfg.hidden_size, n_classes, bias=cfg.head_bias)
-            self.embedding_dropout = nn.Dropout(cfg.embedding_dropout)
-            self.dropout = nn.Dropout(cfg.dropout)
+            self.embedding = nn.Embedding(vocab_size, cfg.net.embedding_dim)
+            self.lstm = nn.LSTM(cfg.net.embedding_dim, cfg.net.hidden_size, batch_first=True,
+                                bidirectional=True)
+            self.head = nn.Linear(2 * cfg.net.hidden_size, n_classes, bias=cfg.net.head_bias)
+            self.embedding_dropout = nn.Dropout(cfg.regularisation.embedding_dropout)
+            self.dropout = nn.Dropout(cfg.regularisation.dropout)
             with torch.no_grad():
-                self.embedding.weight.normal_(0.0, cfg.embedding_scale)
+                self.embedding.weight.normal_(0.0, cfg.net.embedding_scale)
                 # <unk> (id 0) starts at zero = the "deleted word" vector; it is
                 # trained only through word dropout.
                 self.embedding.weight[0].zero_()
@@ -273,11 +357,12 @@ def _train(
     log(f"train phrases {len(phrases)}, vocab {len(vocab)}, dev {len(dev)}, test {len(test)}")
 
     net = _build_net(len(vocab), cfg, len(SST_CLASS_NAMES))
-    optimizer = torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    optimizer = torch.optim.Adam(net.parameters(), lr=cfg.optim.lr,
+                                 weight_decay=cfg.optim.weight_decay)
     loss_fn = nn.CrossEntropyLoss()
 
-    steps_per_epoch = len(_batches_by_length(train_len, cfg.batch_size, None))
-    total_steps = round(cfg.epochs * steps_per_epoch)
+    steps_per_epoch = len(_batches_by_length(train_len, cfg.optim.batch_size, None))
+    total_steps = round(cfg.optim.epochs * steps_per_epoch)
     eval_every = max(1, steps_per_epoch // cfg.evals_per_epoch)
     best: dict[str, Any] = {"dev": -1.0}
     history = []
@@ -285,7 +370,7 @@ def _train(
 
     # Polyak averaging: the evaluated and exported weights are an exponential
     # moving average of the trained ones (same architecture, smoother optimum).
-    averaged = [p.detach().clone() for p in net.parameters()] if cfg.ema > 0 else None
+    averaged = [p.detach().clone() for p in net.parameters()] if cfg.optim.ema > 0 else None
 
     def swap_averaged() -> None:
         if averaged is not None:
@@ -299,25 +384,26 @@ def _train(
     step = 0
     bar = tqdm(total=total_steps, desc="train", unit="batch", disable=not cfg.progress, mininterval=1.0)
     while step < total_steps:
-        for batch in _batches_by_length(train_len, cfg.batch_size, rng):
+        for batch in _batches_by_length(train_len, cfg.optim.batch_size, rng):
             if step >= total_steps:
                 break
             net.train()
             ids_np = np.stack([train_x[i] for i in batch])
-            if cfg.word_dropout > 0:
-                ids_np = np.where(rng.random(ids_np.shape) < cfg.word_dropout, 0, ids_np)
+            if cfg.regularisation.word_dropout > 0:
+                dropped = rng.random(ids_np.shape) < cfg.regularisation.word_dropout
+                ids_np = np.where(dropped, 0, ids_np)
             ids = torch.from_numpy(ids_np)
             labels = torch.from_numpy(train_y[batch])
             optimizer.zero_grad()
             loss = loss_fn(net(ids), labels)
             loss.backward()
-            if cfg.clip > 0:
-                nn.utils.clip_grad_norm_(net.parameters(), cfg.clip)
+            if cfg.optim.clip > 0:
+                nn.utils.clip_grad_norm_(net.parameters(), cfg.optim.clip)
             optimizer.step()
             if averaged is not None:
                 with torch.no_grad():
                     for p, a in zip(net.parameters(), averaged):
-                        a.lerp_(p, 1.0 - cfg.ema)
+                        a.lerp_(p, 1.0 - cfg.optim.ema)
             step += 1
             bar.update(1)
             if step % eval_every == 0 or step == total_steps:
@@ -356,7 +442,7 @@ def _train(
         "trained_with": "textlrp.train",
         "config": cfg.as_dict(),
         "seed": cfg.seed,
-        "epochs": cfg.epochs,
+        "epochs": cfg.optim.epochs,
         "best_epoch": best["epoch"],
         "data": {split: {"file": p.name, "sha256": _sha256(p)} for split, p in paths.items() if p.is_file()},
         "train_phrases": len(phrases),
@@ -414,80 +500,15 @@ def _net_to_arrays(net: Any) -> dict[str, Any]:
     }
 
 
-def register_cli(subparsers: Any) -> None:
-    """Add the ``train`` subcommand to the textlrp CLI."""
-    d = TrainConfig()
-    p = subparsers.add_parser(
-        "train",
-        help="train a bidirectional LSTM sentiment classifier on SST tree files (needs torch)",
-        description="Train the Arras et al. (2017) bidirectional LSTM on all labelled phrases of "
-        "DIR/train.txt, select the best checkpoint on DIR/dev.txt sentence accuracy, report "
-        "DIR/test.txt accuracy, and write a textlrp model file. Requires torch.",
-    )
-    p.add_argument("--data", required=True, metavar="DIR", help="directory with SST train.txt, dev.txt [, test.txt]")
-    p.add_argument("--out", required=True, metavar="FILE", help="model file to write (.npz)")
-    p.add_argument("--epochs", type=float, default=d.epochs, help=f"training epochs, may be fractional (default {d.epochs:g})")
-    p.add_argument("--seed", type=int, default=d.seed, help=f"random seed (default {d.seed})")
-    p.add_argument("--lr", type=float, default=d.lr, help=f"Adam learning rate (default {d.lr:g})")
-    p.add_argument("--batch-size", type=int, default=d.batch_size, help=f"default {d.batch_size}")
-    p.add_argument("--dropout", type=float, default=d.dropout, help=f"dropout on the features (default {d.dropout:g})")
-    p.add_argument("--embedding-dropout", type=float, default=d.embedding_dropout,
-                   help=f"dropout on the word embeddings (default {d.embedding_dropout:g})")
-    p.add_argument("--word-dropout", type=float, default=d.word_dropout,
-                   help=f"probability of replacing a training token by <unk> (default {d.word_dropout:g})")
-    p.add_argument("--weight-decay", type=float, default=d.weight_decay, help=f"default {d.weight_decay:g}")
-    p.add_argument("--clip", type=float, default=d.clip, help=f"gradient norm clipping, 0 = off (default {d.clip:g})")
-    p.add_argument("--ema", type=float, default=d.ema,
-                   help=f"decay of the weight moving average that is evaluated and exported, 0 = off (default {d.ema:g})")
-    p.add_argument("--embedding-scale", type=float, default=d.embedding_scale,
-                   help=f"std of the initial embeddings (default {d.embedding_scale:g})")
-    p.add_argument("--embedding-dim", type=int, default=d.embedding_dim, help=f"default {d.embedding_dim}")
-    p.add_argument("--hidden-size", type=int, default=d.hidden_size, help=f"per direction (default {d.hidden_size})")
-    p.add_argument("--lowercase", action=argparse.BooleanOptionalAction, default=d.lowercase,
-                   help=f"lowercase tokens (stored in the model file; default {d.lowercase})")
-    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
-    p.add_argument("--evals-per-epoch", type=int, default=d.evals_per_epoch, help=f"default {d.evals_per_epoch}")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.set_defaults(func=_run_cli)
-
-
 # The pin the README gives: the torch the bundled model was trained with (and, unpinned,
 # pip may pull a multi-GB CUDA build).
 TORCH_HINT = "pip install torch==2.13.0"
 
 
-def _run_cli(args: argparse.Namespace) -> int:
-    try:
-        import torch  # noqa: F401
-    except ImportError:
-        raise ValueError(f"textlrp train needs PyTorch (not installed): {TORCH_HINT}") from None
-    cfg = TrainConfig(
-        epochs=args.epochs,
-        seed=args.seed,
-        lr=args.lr,
-        batch_size=args.batch_size,
-        embedding_dim=args.embedding_dim,
-        hidden_size=args.hidden_size,
-        dropout=args.dropout,
-        embedding_dropout=args.embedding_dropout,
-        word_dropout=args.word_dropout,
-        weight_decay=args.weight_decay,
-        clip=args.clip,
-        ema=args.ema,
-        embedding_scale=args.embedding_scale,
-        lowercase=args.lowercase,
-        threads=args.threads,
-        evals_per_epoch=args.evals_per_epoch,
-        progress=not args.no_progress,
-    )
-    result = train(args.data, args.out, cfg, command=command_line(args.data, args.out, cfg))
-    print("\n".join(summary_lines(args.out, result)))
-    return 0
-
-
 def command_line(data: str, out: str, cfg: TrainConfig) -> str:
-    """The ``textlrp train`` command that repeats a run, rebuilt from the parsed values (not
-    from sys.argv): --data, --out, the seed, and every setting that differs from its default."""
+    """The ``textlrp train`` command that repeats a run, rebuilt from the config (never from
+    the process's own arguments): --data, --out, the seed, and every setting that differs
+    from its default."""
     words = ["textlrp", "train", "--data", str(data), "--out", str(out)]
     defaults = TrainConfig().as_dict()
     for name, value in cfg.as_dict().items():
