@@ -171,9 +171,57 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-f", "--format", choices=("text", "json"), default="text")
     p.set_defaults(func=_cmd_info)
 
+    _add_analyze_parser(sub)
     _register_plugins(sub)
     parser.set_defaults(commands=list(sub.choices))
     return parser
+
+
+def _add_analyze_parser(sub: Any) -> None:
+    p = sub.add_parser("analyze", help="what the model relies on across a corpus (SpRAy, "
+                                       "Clever-Hans check)",
+                       description="Explain every text of a corpus and report the words for and "
+                                   "against each class, clusters of similar explanations "
+                                   "(SpRAy) and words the model uses as a shortcut. See "
+                                   "docs/analysis.md.")
+    g = p.add_argument_group("corpus input")
+    g.add_argument("-i", "--input", required=True, metavar="FILE",
+                   help="one text per line ('-' = stdin), or a TSV/CSV file with --column")
+    g.add_argument("--column", metavar="N|NAME", help="the text column of a TSV/CSV file")
+    g.add_argument("--labels", metavar="N|NAME",
+                   help="column with each text's true class (name or index); a labelled text "
+                        "is explained for its label instead of its prediction")
+    g.add_argument("--delimiter", type=_delimiter, metavar="CHAR",
+                   help="column delimiter (default: ',' for *.csv, else tab)")
+    g.add_argument("--header", action="store_true", help="the first row is a header (skipped)")
+    g.add_argument("--skip-empty", action="store_true", help="skip empty lines silently")
+    p.add_argument("-m", "--model", metavar="PATH", default=os.environ.get("TEXTLRP_MODEL"),
+                   help="model file (.npz); default: $TEXTLRP_MODEL or the bundled SST-5 model")
+    o = p.add_argument_group("output")
+    o.add_argument("-o", "--output", metavar="FILE", help="the HTML report")
+    o.add_argument("--json", metavar="FILE",
+                   help="every number of the report as JSON ('-' = stdout)")
+    o.add_argument("--title", help="title of the report")
+    o.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
+    a = p.add_argument_group("analysis")
+    a.add_argument("--clusters", type=_positive_int, metavar="N",
+                   help="number of SpRAy clusters (default: read off the largest eigengap)")
+    a.add_argument("--no-clusters", action="store_true",
+                   help="skip the clustering (word statistics and flags only; no scikit-learn)")
+    a.add_argument("--min-count", type=_positive_int, default=5, metavar="N",
+                   help="least occurrences in a class for a word to be ranked (default 5)")
+    a.add_argument("--sample", type=_positive_int, default=20000, metavar="N",
+                   help="cluster a random sample of at most N explanations (default 20000)")
+    a.add_argument("--seed", type=_int, default=0, help="seed of the sample and the clustering")
+    a.add_argument("--rule", choices=RULES, default="signal-take-all", help="LRP rule")
+    a.add_argument("--eps", type=_eps, default=1e-3, help="LRP epsilon (default 0.001)")
+    a.add_argument("--bias-factor", type=_finite_float, default=0.0,
+                   help="share of bias relevance passed down (default 0)")
+    a.add_argument("--batch-size", type=_positive_int, default=256, metavar="N",
+                   help="texts per engine call (default 256)")
+    a.add_argument("--threads", type=_positive_int, metavar="N",
+                   help="worker threads (default: all cores)")
+    p.set_defaults(func=_cmd_analyze)
 
 
 def _register_plugins(sub: Any) -> None:
@@ -871,6 +919,81 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         writer.begin()
         writer.prediction(None, render.Prediction(text, tokens, oov, scores, list(model.class_names)))
         writer.end()
+    return 0
+
+
+def _cmd_analyze(args: argparse.Namespace) -> int:
+    """Rows of the corpus (with labels read from a second pass over the same file, in step
+    by line number) into textlrp.analysis; the report and the JSON are written at the end."""
+    from . import analysis
+
+    if args.output is None and args.json is None:
+        raise UsageError("give --output REPORT.html and/or --json FILE")
+    if args.labels is not None and args.column is None:
+        raise UsageError("--labels needs --column: the texts and labels come from a TSV/CSV file")
+    if args.labels is not None and args.input == "-":
+        raise UsageError("--labels reads the file twice, so it cannot read stdin")
+    for out in (args.output, args.json):
+        if out not in (None, "-") and args.input != "-" and _same_file(args.input, out):
+            raise UsageError("an output would overwrite the --input file")
+    if args.labels is not None and not (args.column.isdigit() and args.labels.isdigit()):
+        args.header = True  # a column name means a header row, for both passes alike
+
+    def rows(texts: Iterator[_Row], labels: _Source | None) -> Iterator[analysis.Row]:
+        pending = iter(()) if labels is None else labels.rows
+        label = next(pending, None)
+        for row in texts:
+            while label is not None and label.line < row.line:
+                label = next(pending, None)
+            if labels is None or row.error is not None:
+                yield analysis.Row(row.line, row.text, None, row.error)
+            elif label is None or label.line != row.line:
+                yield analysis.Row(row.line, row.text, None, f"no label in column {args.labels}")
+            elif label.error is not None:
+                yield analysis.Row(row.line, row.text, None, label.error)
+            else:
+                yield analysis.Row(row.line, row.text, (label.text or "").strip())
+
+    model = _text_model(args)
+    texts = _Source(args)
+    labels = None
+    try:
+        if args.labels is not None:
+            labels = _Source(argparse.Namespace(**{**vars(args), "column": args.labels,
+                                                   "skip_empty": True}))
+        progress = _Progress(texts, args, "analysing")
+        try:
+            result = analysis.analyze_rows(
+                model, rows(texts.rows, labels),
+                clusters=args.clusters, spray=not args.no_clusters, min_count=args.min_count,
+                sample_size=args.sample, seed=args.seed, rule=args.rule, eps=args.eps,
+                bias_factor=args.bias_factor, batch_size=args.batch_size, threads=args.threads,
+                progress=progress.update)
+        finally:
+            progress.close()
+    except ImportError as exc:
+        raise UsageError(f"{exc} (or use --no-clusters)") from None
+    finally:
+        texts.close()
+        if labels is not None:
+            labels.close()
+    subtitle = f"model {_model_label(args)} · corpus {Path(texts.name).name}"
+    if args.output is not None:
+        page = result.to_html(title=args.title, subtitle=subtitle)
+        with _open_output(argparse.Namespace(output=args.output, input=args.input)) as f:
+            f.write(page)
+    if args.json is not None:
+        text = json.dumps(result.to_dict(), ensure_ascii=False, indent=1, allow_nan=False)
+        with _open_output(argparse.Namespace(output=args.json, input=args.input)) as f:
+            f.write(text + "\n")
+    if not args.quiet:
+        # repr() escapes control characters of words and class names from the model file.
+        flagged = ", ".join(f"{f['word']!r} ({f['class']!r})" for f in result.flagged) or "none"
+        skipped = f", {result.skipped} lines skipped" if result.skipped else ""
+        print(f"{PROG}: analysed {result.n} explanations{skipped}; flagged: {flagged}",
+              file=sys.stderr)
+        if result.spray_skipped:
+            print(f"{PROG}: {result.spray_skipped}", file=sys.stderr)
     return 0
 
 
