@@ -31,7 +31,7 @@ __all__ = ["COMMANDS", "PROG", "UsageError", "build_parser", "main"]
 
 # The command modules of this package, in the order of `textlrp --help`. Heavy dependencies
 # (torch, matplotlib) load only when their commands run, never when the parser is built.
-COMMANDS = ("explain", "predict", "info", "train", "deletion", "data", "import_keras")
+COMMANDS = ("explain", "predict", "analyze", "info", "train", "deletion", "data", "import_keras")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -276,6 +276,9 @@ class Source:
                 yield Row(start, text, f"the row has {_columns(len(fields))}, the label is in "
                                        f"column {label + 1}", kind="label-column")
                 continue
+            if not fields[label].strip():  # data, not a wrong option: never stops the run
+                yield Row(start, text, f"no label in column {label + 1}")
+                continue
             try:
                 yield Row(start, text, label=self._label(fields, label))
             except ValueError as exc:
