@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
         config = DeletionConfig(
             methods=args.methods, rules=args.rules, k=args.k, min_length=args.min_length,
             target=args.target, order=args.order, mode=args.mode,
-            random_seeds=range(args.seeds), eps=args.eps, bias_factor=args.bias_factor)
+            random_seeds=tuple(range(args.seeds)), eps=args.eps, bias_factor=args.bias_factor)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     # Everything that could fail after the experiment is checked before it.
