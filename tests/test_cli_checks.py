@@ -263,3 +263,25 @@ def test_no_argument_parsing_outside_the_cli_package():
     for name in ("train.py", "experiments.py", "download.py", "model.py", "io.py"):
         text = (src / name).read_text(encoding="utf-8")
         assert "argparse" not in text and "sys.argv" not in text, name
+
+
+def test_explain_layers_table(tmp_path):
+    """--layers: the layer totals of LRP; with --bias-factor 1 the conserved column is the
+    score on every row (the API's exp.layers, printed)."""
+    import textlrp
+
+    proc = run_textlrp("explain", "--layers", "--bias-factor", "1", "-o", tmp_path / "out.txt",
+                       "don't waste your money")
+    assert proc.returncode == 0, proc.stderr
+    text = (tmp_path / "out.txt").read_text()
+    assert "don't" not in text or "do" in text  # the explanation itself comes first
+    table = text[text.index("layer totals"):].splitlines()
+    assert table[1].split() == ["stage", "relevance", "absorbed", "initial", "state", "conserved"]
+    exp = textlrp.load_model().explain("don't waste your money", bias_factor=1.0)
+    rows = [line for line in table[2:] if not line.startswith("  ")]
+    assert len(rows) == len(exp.layers)
+    score = f"{exp.scores[exp.target]:+.6f}"
+    assert all(line.split()[-1] == score for line in rows), table
+    assert sum(line.startswith("  lstm layer 0") for line in table) == 2  # both directions
+    bad = run_textlrp("explain", "--layers", "--method", "gi", "x")
+    assert_one_line_error(bad, "--layers")

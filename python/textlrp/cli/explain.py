@@ -26,6 +26,10 @@ def add_parser(subparsers: Any) -> None:
                    help="class to explain, by name or index (default: the predicted class)")
     e.add_argument("--all-classes", action="store_true", help="explain every class, one line each")
     e.add_argument("--values", action="store_true", help="print the relevance beside each word")
+    e.add_argument("--layers", action="store_true",
+                   help="LRP of one TEXT: also print the relevance total at each layer (score, "
+                        "head, pooling, each recurrent layer and direction), what biases and "
+                        "stabilisers absorbed and what reached the initial states")
     e.add_argument("--scale", type=options.scale, metavar="sentence|report|X",
                    help="what full colour means (ansi, html): sentence = each text's largest "
                         "|relevance| (default); report = one scale for the whole output "
@@ -54,14 +58,43 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, TypeError) as exc:
         raise UsageError(str(exc)) from None
     method = options.method_text(explain)
+    if args.layers and (text is None or explain["method"] != "lrp" or fmt != "ansi"):
+        raise UsageError("--layers shows the layer totals of LRP for one TEXT in text output "
+                         "(not with --input, another --method or --format)")
     if text is None:
         return outputs.run_corpus(args, fmt, model, "explain", explain, method)
     result = model.explain(text, threads=args.threads, **explain)
     exps = result if isinstance(result, list) else [result]
     if any(e.overflow for e in exps):
         raise ValueError(outputs.OVERFLOW)
-    outputs.write_one(args, fmt, model, "explain", exps, method)
+    after = "".join(layer_table(e) for e in exps) if args.layers else None
+    outputs.write_one(args, fmt, model, "explain", exps, method, after=after)
     return 0
+
+
+def layer_table(exp: Any) -> str:
+    """exp.layers as a text table: each level's relevance total, what its biases and
+    stabilisers absorbed, what reached initial states there, and relevance + initial states
+    so far (equal to the score down the whole stack with --bias-factor 1)."""
+    rows = exp.layers
+    head = ("stage", "relevance", "absorbed", "initial state", "conserved")
+    lines = [(r["stage"], f"{r['relevance']:+.6f}", f"{r['absorbed']:+.2e}",
+              f"{r['initial_state']:+.6f}", f"{r['conserved']:+.6f}") for r in rows]
+    detail = {r["stage"]: r["directions"] for r in rows}
+    width = [max(len(x[i]) for x in [head, *lines]) + 2 for i in range(5)]
+    width[0] = max(width[0], max(len(d["direction"]) + 4 for ds in detail.values() for d in ds)
+                   if any(detail.values()) else 0)
+    out = [f"layer totals, {exp.target_name} ({exp.params.get('rule')}, eps "
+           f"{exp.params.get('eps'):g}, bias_factor {exp.params.get('bias_factor'):g})",
+           "".join(h.ljust(width[0]) if i == 0 else h.rjust(width[i]) for i, h in enumerate(head))]
+    for line in lines:
+        out.append("".join(c.ljust(width[0]) if i == 0 else c.rjust(width[i])
+                           for i, c in enumerate(line)))
+        for d in detail[line[0]]:
+            out.append(f"  {d['direction']}: outputs {d['outputs']:+.6f}, inputs "
+                       f"{d['inputs']:+.6f}, absorbed {d['absorbed']:+.2e}, initial state "
+                       f"{d['initial_state']:+.6f}")
+    return "\n".join(out) + "\n"
 
 
 def _target(args: argparse.Namespace, model: Any) -> int | str | None:

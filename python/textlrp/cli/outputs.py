@@ -127,8 +127,8 @@ class Output:
 
 
 def write_one(args: argparse.Namespace, fmt: str, model: Any, kind: str, record: Any,
-              method: str | None = None) -> None:
-    """Write the record(s) of a single TEXT."""
+              method: str | None = None, after: str | None = None) -> None:
+    """Write the record(s) of a single TEXT (then ``after``, a text block, to the same output)."""
     with open_output(args) as out:
         writer = Output(out, fmt, args, corpus=False, class_names=model.class_names, kind=kind,
                         method=method)
@@ -138,6 +138,8 @@ def write_one(args: argparse.Namespace, fmt: str, model: Any, kind: str, record:
         else:
             writer.prediction(None, record)
         writer.end()
+        if after:
+            out.write(after)
 
 
 class Progress:
