@@ -23,9 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
+from textlrp.methods import METHODS
+
 ROOT = Path(__file__).resolve().parents[1]
 SST_TEST = ROOT.parent / "shared" / "data" / "sst" / "test.txt"
-METHODS = ("lrp", "sa", "gi", "occlusion", "random")
 
 
 def naive_deletion(model, sentences, labels, *, methods, k, seeds):

@@ -17,6 +17,7 @@ from conftest import run_textlrp
 import textlrp
 from textlrp import cli
 from textlrp.cli import inputs, outputs
+from textlrp.methods import RULES
 
 WORDS = ["the", "a", "movie", "film", "is", "was", "great", "good", "bad", "terrible", "boring",
          "fun", "not", "very", "and", "but", "of", "plot", "acting", "story", ",", ".", "!", "it",
@@ -173,7 +174,7 @@ def test_every_method(capsys, model_path, method):
     assert (rec["rest"] is not None) == (method == "lrp")
 
 
-@pytest.mark.parametrize("rule", ["signal-take-all", "prop", "half", "abs"])
+@pytest.mark.parametrize("rule", list(RULES))
 def test_every_rule_with_eps_and_bias_factor(capsys, model_path, rule):
     rec = json_lines(ok(capsys, "explain", "-m", model_path, SENTENCE, "-f", "json", "--rule", rule,
                         "--eps", "0.01", "--bias-factor", "1"))[0]

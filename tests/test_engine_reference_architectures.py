@@ -123,3 +123,17 @@ def test_layer_totals(cell, layers, pooling):
             else:  # without the bias share, what the biases took is visible and non-zero
                 assert any(abs(r["absorbed"]) > 1e-6 for r in rows)
     assert model.explain(xs[0], method="gi").layers is None
+
+
+def test_registries_agree():
+    """One registry per kind: the reference implements exactly the registered rules, the
+    engine knows the same rules and cells, and the method registry covers the API."""
+    from textlrp import _core
+    from textlrp.methods import METHODS
+    from textlrp.spec import CELLS, POOLINGS
+
+    assert tuple(ref.RULES) == tuple(RULES) == tuple(_core.RULES)
+    assert tuple(CELLS) == tuple(_core.CELLS) and tuple(POOLINGS) == tuple(_core.POOLINGS)
+    assert set(METHODS) == {"lrp", "sa", "gi", "occlusion", "random"}
+    for name, method in METHODS.items():
+        assert method.doc and set(method.params) <= {"eps", "bias_factor", "rule", "seed"}, name
