@@ -25,6 +25,8 @@ from typing import Any
 
 import numpy as np
 
+from .spec import Dense, Direction, ModelSpec, Recurrent
+
 __all__ = ["DropoutConfig", "NetConfig", "OptimConfig", "TrainConfig", "train"]
 
 UNK = "<unk>"
@@ -462,12 +464,9 @@ def _train(
         "torch_version": torch.__version__,
         "numpy_version": np.__version__,
     }
-    arrays = _net_to_arrays(net)
     textlrp_io.write_model_file(
         out,
-        embedding=arrays["embedding"],
-        lstm_layers=arrays["lstm_layers"],
-        head=arrays["head"],
+        net_to_spec(net),
         vocab=vocab,
         class_names=list(SST_CLASS_NAMES),
         unk_token=UNK,
@@ -478,26 +477,22 @@ def _train(
     return provenance
 
 
-def _net_to_arrays(net: Any) -> dict[str, Any]:
+def net_to_spec(net: Any) -> ModelSpec:
+    """The trained network as the engine's typed specification (float32). The two LSTM biases
+    are summed in torch, as they always were, so retraining stays bit-identical."""
     def np32(t: Any) -> np.ndarray:
         return t.detach().cpu().numpy().astype(np.float32)
 
     lstm = net.lstm
     directions = []
     for suffix in ("", "_reverse"):
-        directions.append(
-            {
-                "W_ih": np32(getattr(lstm, f"weight_ih_l0{suffix}")),
-                "W_hh": np32(getattr(lstm, f"weight_hh_l0{suffix}")),
-                "b": np32(getattr(lstm, f"bias_ih_l0{suffix}") + getattr(lstm, f"bias_hh_l0{suffix}")),
-            }
-        )
+        b = np32(getattr(lstm, f"bias_ih_l0{suffix}") + getattr(lstm, f"bias_hh_l0{suffix}"))
+        directions.append(Direction(np32(getattr(lstm, f"weight_ih_l0{suffix}")),
+                                    np32(getattr(lstm, f"weight_hh_l0{suffix}")),
+                                    b, np.zeros_like(b)))
     head_b = np32(net.head.bias) if net.head.bias is not None else None
-    return {
-        "embedding": np32(net.embedding.weight),
-        "lstm_layers": [directions],
-        "head": [{"W": np32(net.head.weight), "b": head_b}],
-    }
+    return ModelSpec(np32(net.embedding.weight), (Recurrent("lstm", tuple(directions)),),
+                     (Dense(np32(net.head.weight), head_b),))
 
 
 # The pin the README gives: the torch the bundled model was trained with (and, unpinned,
