@@ -7,6 +7,7 @@ import pytest
 import reference as ref
 from conftest import build, make_random_model
 
+import textlrp
 from textlrp.methods import METHODS
 
 E, C = 4, 5
@@ -146,3 +147,29 @@ def test_keep_embedding_false_drops_only_the_embedding_arrays(model):
             assert b.embedding_relevance is None
             np.testing.assert_array_equal(a.relevance, b.relevance)
             assert a.rest == b.rest
+
+
+def test_vocabulary_object_owns_tokens_and_tokenizer_settings():
+    """The vocabulary and the tokenizer settings are one object (textlrp.Vocabulary) that the
+    model encodes with; a Model can be built from one and exposes the same fields."""
+    from textlrp import Vocabulary
+
+    vocab = Vocabulary(["<unk>", "good", "film", "n't"], unk_token="<unk>", lowercase=True)
+    assert vocab.tokenize("Good FILM, don't") == ["good", "film", ",", "do", "n't"]
+    ids, oov = vocab.lookup(vocab.tokenize("Good FILM, don't"))
+    assert ids.tolist() == [1, 2, 0, 0, 3] and oov.tolist() == [False, False, True, True, False]
+    assert vocab.decode(np.array([0, 3]))[0] == ["<unk>", "n't"]
+    rng = np.random.default_rng(0)
+    emb = rng.standard_normal((4, 3))
+    layer = [{"W_ih": rng.standard_normal((12, 3)), "W_hh": rng.standard_normal((12, 3)),
+              "b": rng.standard_normal(12)}]
+    head = [{"W": rng.standard_normal((2, 3)), "b": None}]
+    model = textlrp.from_arrays(emb, [layer], head, vocab=vocab)
+    assert model.vocabulary is vocab and model.lowercase and model.unk_token == "<unk>"
+    assert model.encode("GOOD film").ids.tolist() == [1, 2]
+    with pytest.raises(ValueError, match="unk_token 'x' is not in the vocabulary"):
+        Vocabulary(["a"], unk_token="x")
+    with pytest.raises(ValueError, match="unique"):
+        Vocabulary(["a", "a"])
+    with pytest.raises(ValueError, match="no unknown token"):
+        Vocabulary(["a"]).lookup(["b"])

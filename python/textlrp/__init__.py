@@ -18,6 +18,7 @@ from .io import load_model
 from .methods import METHODS, RULES
 from .model import Encoding, Model, from_arrays
 from .tokenize import tokenize
+from .vocab import Vocabulary
 
 # The one place the version is written: pyproject.toml reads it from here (scikit-build-core
 # regex provider), so the installed metadata and textlrp.__version__ cannot disagree.
@@ -31,6 +32,7 @@ __all__ = [
     "ExplanationError",
     "Model",
     "Prediction",
+    "Vocabulary",
     "from_arrays",
     "from_keras",
     "from_torch",

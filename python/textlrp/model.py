@@ -16,6 +16,7 @@ from . import _core
 from .explanation import Explanation, ExplanationError, StageLayout
 from .methods import DEFAULT_RULE, METHODS, RULES, check_method, check_rule
 from .spec import CELLS, Attention, Dense, Direction, ModelSpec, Recurrent
+from .vocab import Vocabulary
 
 if tuple(RULES) != tuple(_core.RULES) or tuple(CELLS) != tuple(_core.CELLS):
     raise ImportError("textlrp's compiled core does not match its Python registries; reinstall")
@@ -212,24 +213,21 @@ class Model:
         if len(set(self.class_names)) != len(self.class_names):
             raise ValueError(f"class names must be unique, got {self.class_names}")
 
-        self.vocab: list[str] | None = None
-        self._index: dict[str, int] = {}
+        # The vocabulary and the tokenizer settings, in one object (None: ids only).
+        self.vocabulary: Vocabulary | None = None
         if vocab is not None:
             if self.continuous:
                 raise ValueError("a model without embedding (continuous inputs) takes no vocabulary")
-            self.vocab = [str(w) for w in vocab]
-            if len(self.vocab) != self.vocab_size:
+            self.vocabulary = (vocab if isinstance(vocab, Vocabulary) else
+                               Vocabulary(vocab, unk_token=unk_token, lowercase=lowercase))
+            if len(self.vocabulary) != self.vocab_size:
                 raise ValueError(
-                    f"vocabulary has {len(self.vocab)} entries but the embedding has "
+                    f"vocabulary has {len(self.vocabulary)} entries but the embedding has "
                     f"{self.vocab_size} rows"
                 )
-            self._index = {w: i for i, w in enumerate(self.vocab)}
-            if len(self._index) != len(self.vocab):
-                raise ValueError("vocabulary entries must be unique")
-        if unk_token is not None and unk_token not in self._index:
-            raise ValueError(f"unk_token {unk_token!r} is not in the vocabulary")
-        self.unk_token = unk_token
-        self.lowercase = bool(lowercase)
+        elif unk_token is not None:
+            raise ValueError(f"unk_token {unk_token!r} is not in the vocabulary (there is none)")
+        self._lowercase = bool(lowercase) if self.vocabulary is None else self.vocabulary.lowercase
         self.metadata: dict[str, Any] = dict(metadata or {})
         self.card: str | None = None if card is None else str(card)
         self._stages = _stage_layout(self.spec)
@@ -304,9 +302,24 @@ class Model:
             raise ValueError(f"unknown class {c!r}; the model's classes are {self.class_names}")
         raise TypeError(f"a class is an index or a name, got {type(c).__name__}")
 
+    @property
+    def vocab(self) -> list[str] | None:
+        """Tokens by id (None: a model that takes ids only)."""
+        return None if self.vocabulary is None else self.vocabulary.tokens
+
+    @property
+    def unk_token(self) -> str | None:
+        return None if self.vocabulary is None else self.vocabulary.unk_token
+
+    @property
+    def lowercase(self) -> bool:
+        return self._lowercase
+
     def tokenize(self, text: str) -> list[str]:
         from .tokenize import tokenize
 
+        if self.vocabulary is not None:
+            return self.vocabulary.tokenize(text)
         return tokenize(text, lowercase=self.lowercase)
 
     def encode(self, x: TokensLike) -> Encoding:
@@ -337,7 +350,7 @@ class Model:
             if not x:
                 raise ValueError("empty input: there is nothing to explain")
             if all(isinstance(t, str) for t in x):
-                tokens = [t.lower() for t in x] if self.lowercase else list(x)
+                tokens = [t.lower() for t in x] if self.lowercase else list(x)  # as the vocab spells
             elif all(isinstance(t, (int, np.integer)) and not isinstance(t, (bool, np.bool_))
                      for t in x):
                 return self._from_ids(self._check_ids(x))
@@ -350,21 +363,9 @@ class Model:
             )
         if not tokens:
             raise ValueError("empty input: there is nothing to explain")
-        if self.vocab is None:
+        if self.vocabulary is None:
             raise ValueError("this model has no vocabulary: pass token ids")
-        unk = self._index.get(self.unk_token, -1) if self.unk_token is not None else -1
-        ids = np.empty(len(tokens), dtype=np.int64)
-        oov = np.zeros(len(tokens), dtype=bool)
-        for t, tok in enumerate(tokens):
-            i = self._index.get(tok, -1)
-            if i < 0:
-                if unk < 0:
-                    raise ValueError(
-                        f"token {tok!r} is not in the vocabulary and the model has no unknown token"
-                    )
-                i = unk
-                oov[t] = True
-            ids[t] = i
+        ids, oov = self.vocabulary.lookup(tokens)
         return Encoding(tokens, ids, oov)
 
     def _encode_continuous(self, x: Any) -> Encoding:
@@ -419,9 +420,9 @@ class Model:
         return np.ascontiguousarray(values, dtype=np.int64)
 
     def _from_ids(self, ids: np.ndarray) -> Encoding:
-        vocab = self.vocab
-        tokens = [vocab[i] for i in ids] if vocab is not None else [str(i) for i in ids]
-        oov = ids == self._index[self.unk_token] if self.unk_token is not None else np.zeros(len(ids), bool)
+        if self.vocabulary is None:
+            return Encoding([str(i) for i in ids], ids, np.zeros(len(ids), bool))
+        tokens, oov = self.vocabulary.decode(ids)
         return Encoding(tokens, ids, oov)
 
     def _check_encoding(self, enc: Encoding) -> Encoding:

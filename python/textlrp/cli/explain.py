@@ -84,8 +84,9 @@ def layer_table(exp: Any) -> str:
     width = [max(len(x[i]) for x in [head, *lines]) + 2 for i in range(5)]
     width[0] = max(width[0], max(len(d["direction"]) + 4 for ds in detail.values() for d in ds)
                    if any(detail.values()) else 0)
-    out = [f"layer totals, {exp.target_name} ({exp.params.get('rule')}, eps "
-           f"{exp.params.get('eps'):g}, bias_factor {exp.params.get('bias_factor'):g})",
+    title = (f"layer totals, {exp.target_name} ({exp.params.get('rule')}, eps "
+             f"{exp.params.get('eps'):g}, bias_factor {exp.params.get('bias_factor'):g})")
+    out = [title,
            "".join(h.ljust(width[0]) if i == 0 else h.rjust(width[i]) for i, h in enumerate(head))]
     for line in lines:
         out.append("".join(c.ljust(width[0]) if i == 0 else c.rjust(width[i])
