@@ -16,8 +16,12 @@ if TYPE_CHECKING:
 __all__ = ["JsonWriter", "error_record", "prediction_to_json", "to_json"]
 
 
+# One encoder for every record (json.dumps with options builds a new one per call).
+_encode = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
+
+
 def dumps(record: Mapping[str, Any]) -> str:
-    return json.dumps(record, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    return _encode(record)
 
 
 def _record(item: Any, line: int | None, label: int | None) -> dict[str, Any]:
