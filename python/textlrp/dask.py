@@ -419,28 +419,13 @@ def _collection_kind(collection: Any, column: Any, dask: Any) -> str:
 # --------------------------------------------------------------------------- the command line
 
 
-def _positive_int_arg(s: str) -> int:
-    try:
-        v = int(s)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {s!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {s!r}")
-    return v
-
-
 def add_cli_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options of ``textlrp explain`` for a corpus on a Dask cluster (no dask import)."""
-    g = parser.add_argument_group("Dask cluster (needs textlrp[dask])")
-    g.add_argument("--dask", metavar="ADDRESS|local[:N]",
-                   help="explain --input (a file or a quoted glob such as 'corpus/*.txt') on "
-                        "the Dask scheduler at ADDRESS (tcp://host:8786), or on a local cluster "
-                        "of N worker processes (default: one per core); needs --output-dir")
-    g.add_argument("--output-dir", metavar="DIR",
-                   help="with --dask: one JSON Lines file per partition; a rerun skips the "
-                        "partitions already written")
-    g.add_argument("--partition-lines", type=_positive_int_arg, default=10_000, metavar="N",
-                   help="with --dask: input lines per partition (default 10000)")
+    """The options of ``textlrp explain`` for a corpus on a Dask cluster (no dask import).
+    They live with the command line's options, so that building the parser does not import
+    this module."""
+    from .cli.options import add_dask_options
+
+    add_dask_options(parser)
 
 
 @dataclass(frozen=True)

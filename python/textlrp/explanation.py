@@ -26,18 +26,29 @@ def _float(v: Any) -> float | None:
 
 
 def _floats(a: Any) -> list[float | None]:
-    arr = np.asarray(a, dtype=np.float64).ravel()
-    if np.isfinite(arr).all():  # the common case, without a Python loop
-        return list(arr.tolist())
-    return [_float(v) for v in arr]
+    # Called several times per record of a corpus: a float64 array (the engine's output) is
+    # used as it is, and the finiteness check is one plain sum (inf/NaN anywhere, or an
+    # overflow, makes it non-finite; then each value is looked at).
+    arr = a if type(a) is np.ndarray and a.dtype == np.float64 else np.asarray(a, np.float64)
+    values = arr.ravel().tolist()
+    if math.isfinite(sum(values)):
+        return values
+    return [v if math.isfinite(v) else None for v in values]
 
 
 def _bools(a: Any) -> list[bool]:
-    return [bool(b) for b in np.asarray(a, dtype=bool).ravel()]
+    arr = a if type(a) is np.ndarray and a.dtype == np.bool_ else np.asarray(a, dtype=bool)
+    return arr.ravel().tolist()  # plain Python bools
+
+
+_PLAIN = (str, int, bool, type(None))
 
 
 def json_ready(v: Any) -> Any:
     """v with numpy scalars/arrays as plain Python values and non-finite floats as None."""
+    if type(v) is dict and all(type(k) is str and (type(x) in _PLAIN or type(x) is float
+                                                    and math.isfinite(x)) for k, x in v.items()):
+        return dict(v)  # the method parameters of every corpus record: already plain
     if isinstance(v, (bool, np.bool_)):
         return bool(v)
     if isinstance(v, (int, np.integer)):
@@ -57,8 +68,12 @@ def json_ready(v: Any) -> Any:
 
 def _softmax(scores: Any) -> np.ndarray:
     s = np.asarray(scores, dtype=np.float64)
+    top = s.max()
+    if math.isfinite(top) and math.isfinite(s.min()):  # once per corpus record: no errstate
+        e = np.exp(s - top)
+        return e / e.sum()
     with np.errstate(invalid="ignore"):  # non-finite scores give NaN, not a warning
-        e = np.exp(s - np.max(s))
+        e = np.exp(s - top)
         return e / np.sum(e)
 
 
@@ -191,13 +206,13 @@ class Explanation:
         """JSON-ready dict, the schema of docs/cli.md (non-finite numbers become None)."""
         return {
             "text": self.text,
-            "tokens": [str(t) for t in self.tokens],
-            "display": self.display,
+            "tokens": list(map(str, self.tokens)),
+            "display": list(map(display_token, map(str, self.tokens))),
             "relevance": _floats(self.relevance),
             "scores": _floats(self.scores),
             "probabilities": None if self.regression else _floats(self.probabilities),
             "regression": self.regression,
-            "class_names": [str(c) for c in self.class_names],
+            "class_names": list(map(str, self.class_names)),
             # a regression model's prediction is its output value
             "prediction": _floats([self.value])[0] if self.regression else int(self.prediction),
             "prediction_name": str(self.prediction_name),
@@ -254,16 +269,17 @@ class Prediction:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (non-finite numbers become None)."""
+        prediction = self.prediction
         return {
             "text": self.text,
-            "tokens": [str(t) for t in self.tokens],
-            "display": self.display,
+            "tokens": list(map(str, self.tokens)),
+            "display": list(map(display_token, map(str, self.tokens))),
             "oov": _bools(self.oov),
             "scores": _floats(self.scores),
             "probabilities": _floats(self.probabilities),
-            "class_names": [str(c) for c in self.class_names],
-            "prediction": self.prediction,
-            "prediction_name": str(self.prediction_name),
+            "class_names": list(map(str, self.class_names)),
+            "prediction": prediction,
+            "prediction_name": str(self.class_names[prediction]),
         }
 
 

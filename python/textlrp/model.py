@@ -7,8 +7,7 @@ import os
 import time
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, NamedTuple, Union
+from typing import TYPE_CHECKING, Any, NamedTuple, Union
 
 import numpy as np
 
@@ -17,6 +16,9 @@ from .explanation import Explanation, ExplanationError, StageLayout
 from .methods import DEFAULT_RULE, METHODS, RULES, check_method, check_rule
 from .spec import CELLS, Attention, Dense, Direction, ModelSpec, Recurrent
 from .vocab import Vocabulary
+
+if TYPE_CHECKING:  # loaded by explain_corpus, not by every command's start
+    from concurrent.futures import Future
 
 if tuple(RULES) != tuple(_core.RULES) or tuple(CELLS) != tuple(_core.CELLS):
     raise ImportError("textlrp's compiled core does not match its Python registries; reinstall")
@@ -712,6 +714,8 @@ class Model:
         if not _is_all(target):
             self._targets(target, 0)
         keep_embedding = bool(explain_kwargs.get("keep_embedding", True))
+        from concurrent.futures import ThreadPoolExecutor
+
         with ThreadPoolExecutor(max_workers=1) as engine:
             pending: tuple[Future[list[Any]], list[Any]] | None = None
             for start, batch in _chunks(iterable, batch_size):

@@ -34,19 +34,41 @@ __all__ = ["COMMANDS", "PROG", "UsageError", "build_parser", "main"]
 COMMANDS = ("explain", "predict", "analyze", "info", "train", "deletion", "data", "import_keras")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser of every command, or (``command``, a module name of COMMANDS) of that one
+    alone: a run of one command imports only its module (cold start)."""
     parser = Parser(
         prog=PROG,
         description="Explain LSTM text classifiers word by word with Layer-wise Relevance "
                     "Propagation.",
         epilog="Run 'textlrp COMMAND --help' for the options of a command.",
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    parser.add_argument("--version", action=_Version, nargs=0,
+                        help="show program's version number and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
-    for name in COMMANDS:
+    for name in COMMANDS if command is None else (command,):
         importlib.import_module(f"{__name__}.{name}").add_parser(sub)
     parser.set_defaults(commands=list(sub.choices))
     return parser
+
+
+class _Version(argparse.Action):
+    """--version, with the installed version looked up only when asked for."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        print(f"{parser.prog} {_version()}")  # stdout, as argparse's version action
+        parser.exit()
+
+
+def _command(argv: Sequence[str]) -> str | None:
+    """The module of the command argv runs, when its first word names one (only --help and
+    --version can come before a command, and both need every command or none)."""
+    if argv:
+        name = str(argv[0]).replace("-", "_")
+        if name in COMMANDS and str(argv[0]) == name.replace("_", "-"):
+            return name
+    return None
 
 
 def _version() -> str:
@@ -64,7 +86,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with warnings.catch_warnings():
             warnings.showwarning = _show_warning  # restored when the block ends
-            parser = build_parser()
+            argv = sys.argv[1:] if argv is None else list(argv)
+            parser = build_parser(_command(argv))
             args = parser.parse_args(argv)
             if getattr(args, "func", None) is None:
                 raise UsageError(f"choose a command: {', '.join(args.commands)} "

@@ -35,9 +35,7 @@ def add_parser(subparsers: Any) -> None:
                         "|relevance| (default); report = one scale for the whole output "
                         "(a terminal stream uses the running maximum); a number X: |relevance| "
                         ">= X")
-    from .. import dask  # textlrp[dask]: only its options here; dask loads on use
-
-    dask.add_cli_arguments(p)
+    options.add_dask_options(p)  # textlrp.dask and dask load only when --dask is given
     p.set_defaults(func=run)
 
 

@@ -165,6 +165,21 @@ def add_source_options(parser: argparse.ArgumentParser) -> None:
                    help="texts per engine call (default 256; memory grows with it)")
 
 
+def add_dask_options(parser: argparse.ArgumentParser) -> None:
+    """explain's options for a corpus on a Dask cluster (textlrp.dask runs them; neither it
+    nor dask is imported to register them)."""
+    g = parser.add_argument_group("Dask cluster (needs textlrp[dask])")
+    g.add_argument("--dask", metavar="ADDRESS|local[:N]",
+                   help="explain --input (a file or a quoted glob such as 'corpus/*.txt') on "
+                        "the Dask scheduler at ADDRESS (tcp://host:8786), or on a local cluster "
+                        "of N worker processes (default: one per core); needs --output-dir")
+    g.add_argument("--output-dir", metavar="DIR",
+                   help="with --dask: one JSON Lines file per partition; a rerun skips the "
+                        "partitions already written")
+    g.add_argument("--partition-lines", type=positive_int, default=10_000, metavar="N",
+                   help="with --dask: input lines per partition (default 10000)")
+
+
 def add_output_options(parser: argparse.ArgumentParser) -> None:
     """Where and how records are written (explain, predict)."""
     o = parser.add_argument_group("output")

@@ -255,23 +255,37 @@ def _explain_rows(model: Any, rows: Iterator[Row], writer: Output, args: argpars
 
 def _predict_rows(model: Any, rows: Iterator[Row], writer: Output, args: argparse.Namespace,
                   progress: Progress) -> None:
-    for chunk in chunks(rows, args.batch_size):
-        encoded = {}
-        for k, row in enumerate(chunk):
-            if row.error is None:
-                try:
-                    encoded[k] = model.encode(row.text)
-                except (ValueError, TypeError, IndexError, LookupError) as exc:
-                    row.error = str(exc)
-        keys = list(encoded)
-        # predict takes the Encodings as they are: the tokens are not looked up again.
-        scores = model.predict([encoded[k] for k in keys], threads=args.threads) if keys else []
-        by_key = dict(zip(keys, scores))
+    """Chunks of rows, overlapped: while the engine (without the GIL) scores one chunk, the
+    next is tokenised and the one before is written; at most three chunks are held."""
+    from concurrent.futures import Future, ThreadPoolExecutor
+
+    def write(chunk: list[Row], encoded: dict[int, Any], job: Future[Any] | None) -> None:
+        by_key = dict(zip(encoded, job.result())) if job is not None else {}
+        class_names = list(model.class_names)
         for k, row in enumerate(chunk):
             if row.error is not None:
                 writer.error(row, row.error)
                 continue
             enc = encoded[k]
             writer.prediction(row, Prediction(row.text, enc.tokens, enc.oov, by_key[k],
-                                              list(model.class_names)))
+                                              class_names))
         progress.update(len(chunk))
+
+    with ThreadPoolExecutor(max_workers=1) as engine:
+        pending: tuple[list[Row], dict[int, Any], Future[Any] | None] | None = None
+        for chunk in chunks(rows, args.batch_size):
+            encoded = {}
+            for k, row in enumerate(chunk):
+                if row.error is None:
+                    try:
+                        encoded[k] = model.encode(row.text)
+                    except (ValueError, TypeError, IndexError, LookupError) as exc:
+                        row.error = str(exc)
+            # predict takes the Encodings as they are: the tokens are not looked up again.
+            job = engine.submit(model.predict, list(encoded.values()),
+                                threads=args.threads) if encoded else None
+            if pending is not None:
+                write(*pending)
+            pending = (chunk, encoded, job)
+        if pending is not None:
+            write(*pending)
