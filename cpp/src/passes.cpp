@@ -233,11 +233,7 @@ private:
         std::fill(q.carry_h.begin(), q.carry_h.begin() + d, T(0));
     }
 
-    static T sum(const T* a, std::size_t n) {
-        T s = 0;
-        for (std::size_t i = 0; i < n; ++i) s += a[i];
-        return s;
-    }
+    static T sum(const T* a, std::size_t n) { return vsum(a, n); }
 
     // First of the three totals (outputs, initial state, inputs) of layer l, direction k.
     int stage(std::size_t l, std::size_t k) const {
@@ -356,17 +352,38 @@ void Group<T>::lrp_direction(Seq<T>* const* g, int G, std::size_t l, std::size_t
         const T* x = layer_input(q, States::base, l);
         T* rx = q.r[l].data();
         T in_total = 0;
+#if defined(TEXTLRP_SIMD)
+        using S = Simd<T>;
+        auto acc = S::set1(T(0));
+#endif
         for (int s = 0; s < q.len; ++s) {
             const int t = position(s, q.len, k);
             const T* xt = x + std::size_t(t) * in;
             const T* ws = wx + std::size_t(s) * in;
             T* rxt = rx + std::size_t(t) * in;
+            const T s2 = q.s2[s];
+#if defined(TEXTLRP_SIMD)
+            // R(x_t) += x_t * (W_ih^T coef) + S2, and its total, a vector at a time
+            const auto vs2 = S::set1(s2);
+            for (int i = 0; i < in; i += S::W) {
+                const bool part = i + S::W > in;
+                const auto m = S::mask(part ? in - i : 0);
+                auto load = [&](const T* p) { return part ? S::load(p + i, m) : S::load(p + i); };
+                const auto r = load(xt) * load(ws) + vs2;
+                acc = acc + (part ? S::keep(r, m) : r);  // lanes past `in` hold S2
+                part ? S::store(rxt + i, load(rxt) + r, m) : S::store(rxt + i, load(rxt) + r);
+            }
+#else
             for (int i = 0; i < in; ++i) {
-                const T r = xt[i] * ws[i] + q.s2[s];
+                const T r = xt[i] * ws[i] + s2;
                 rxt[i] += r;
                 in_total += r;
             }
+#endif
         }
+#if defined(TEXTLRP_SIMD)
+        in_total = hsum<T>(acc);
+#endif
         const T initial = C::rest(q, d);
         q.rest += initial;
         q.totals[st + 1] = initial;
@@ -542,11 +559,7 @@ void lrp(const Model<T>& model, const Batch<T>& batch, const std::int64_t* targe
             const std::int64_t start = batch.offsets[idx[b]];
             rest[idx[b]] = q.rest;
             const T* r0 = q.r[0].data();
-            for (int t = 0; t < q.len; ++t) {
-                T sum = 0;
-                for (int i = 0; i < e; ++i) sum += r0[std::size_t(t) * e + i];
-                relevance[start + t] = sum;
-            }
+            for (int t = 0; t < q.len; ++t) relevance[start + t] = vsum(r0 + std::size_t(t) * e, e);
             if (input_relevance)
                 std::memcpy(input_relevance + start * e, r0, sizeof(T) * std::size_t(q.len) * e);
             if (totals) std::copy(q.totals.begin(), q.totals.begin() + S, totals + idx[b] * S);
