@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <vector>
 
 #include "cells/gru.hpp"
 #include "cells/lstm.hpp"
@@ -48,6 +49,9 @@ public:
         for (const auto& layer : m.layers)
             for (const auto& dir : layer.dirs) widest = std::max(widest, dir.d);
         const std::size_t work = std::max(5 * widest, 2 * m.n_features());
+        int inputs = m.input_size;
+        for (const auto& layer : m.layers) inputs = std::max(inputs, layer.out());
+        zero_row_.assign(inputs, T(0));
         for (auto& q : seqs_) {
             q.base.resize(m.layers.size());
             q.alt.resize(m.layers.size());
@@ -129,14 +133,34 @@ private:
 
     bool keep_zx(States which, std::size_t l) const { return keep_zx_ && which == States::base && l == 0; }
 
-    // Input projection of all steps at once: one matrix product over the sequence, read
-    // backwards for the backward direction.
-    static void project(const Direction<T>& D, int G, const T* x, int len, std::size_t dir, T* zx) {
-        const int n = G * D.d, in = D.in;
-        for (int s = 0; s < len; ++s) std::memcpy(zx + std::size_t(s) * n, D.b.data(), sizeof(T) * n);
-        const T* first = x + std::size_t(position(0, len, dir)) * in;
-        const std::ptrdiff_t ldx = dir == 0 ? in : -std::ptrdiff_t(in);
-        gemm_acc(len, in, n, first, ldx, D.W_ih_t.data(), n, zx, n);
+    // Row pointers of the group's products over all steps of all sequences.
+    std::vector<const T*> xrows_;
+    std::vector<T*> yrows_;
+    std::vector<T> zero_row_;  // bias of the products that start from zero
+
+    void clear_rows() {
+        xrows_.clear();
+        yrows_.clear();
+    }
+    // Rows of sequence q for one direction: X row of step s at position(s) of x (ldx per
+    // position), Y row of step s at y + s * ldy.
+    void add_rows(const T* x, std::size_t ldx, T* y, std::size_t ldy, int len, std::size_t dir) {
+        for (int s = 0; s < len; ++s) {
+            xrows_.push_back(x + std::size_t(position(s, len, dir)) * ldx);
+            yrows_.push_back(y + std::size_t(s) * ldy);
+        }
+    }
+    // The same with the position on the Y side (X rows in step order).
+    void add_rows_by_position(const T* x, std::size_t ldx, T* y, std::size_t ldy, int len,
+                              std::size_t dir) {
+        for (int s = 0; s < len; ++s) {
+            xrows_.push_back(x + std::size_t(s) * ldx);
+            yrows_.push_back(y + std::size_t(position(s, len, dir)) * ldy);
+        }
+    }
+    // Y rows (+)= X rows * M over all rows gathered.
+    void multiply_rows(int K, int N, const T* M, std::ptrdiff_t ldm, const T* bias) {
+        gemm_ptr(int(xrows_.size()), K, N, xrows_.data(), M, ldm, yrows_.data(), bias);
     }
 
     // Runs layers [from, L) of the chosen states of every sequence of g.
@@ -148,14 +172,21 @@ private:
                 const bool keep = keep_zx(which, l);
                 for (int b = 0; b < G; ++b) {
                     Seq<T>& q = *g[b];
-                    auto& ls = q.states(which)[l];
-                    grow(ls.y, std::size_t(q.len) * layer.out());
-                    for (std::size_t k = 0; k < layer.dirs.size(); ++k) {
-                        const auto& D = layer.dirs[k];
-                        auto& ds = ls.dirs[k];
+                    grow(q.states(which)[l].y, std::size_t(q.len) * layer.out());
+                }
+                // Input projections of all steps of the whole group: one matrix product per
+                // direction (the backward direction reads its input backwards).
+                for (std::size_t k = 0; k < layer.dirs.size(); ++k) {
+                    const auto& D = layer.dirs[k];
+                    clear_rows();
+                    for (int b = 0; b < G; ++b) {
+                        Seq<T>& q = *g[b];
+                        auto& ds = q.states(which)[l].dirs[k];
                         C::reserve(ds, q.len, D.d, keep);
-                        project(D, C::G, layer_input(q, which, l), q.len, k, C::projection(ds, keep));
+                        add_rows(layer_input(q, which, l), D.in, C::projection(ds, keep),
+                                 std::size_t(C::G) * D.d, q.len, k);
                     }
+                    multiply_rows(D.in, C::G * D.d, D.W_ih_t.data(), C::G * D.d, D.b.data());
                 }
                 int off = 0;
                 for (std::size_t k = 0; k < layer.dirs.size(); ++k) {
@@ -343,12 +374,16 @@ void Group<T>::lrp_direction(Seq<T>* const* g, int G, std::size_t l, std::size_t
         for (int b = 0; b < na; ++b) C::lrp_finish(D, g[b]->base[l].dirs[k], s, *g[b]);
     }
     const int first = C::template first_row<R>(d), rows = C::template row_count<R>(d);
+    // wx [T, in] = W_ih^T coef per step, for all steps of the group in one product
+    clear_rows();
     for (int b = 0; b < G; ++b) {
         Seq<T>& q = *g[b];
-        T* wx = q.wx.data();  // [T, in]: W_ih^T coef per step
-        std::fill(wx, wx + std::size_t(q.len) * in, T(0));
-        gemm_acc(q.len, rows, in, q.steps.data() + first, n, D.W_ih.data() + std::size_t(first) * in, in,
-                 wx, in);
+        add_rows_by_position(q.steps.data() + first, n, q.wx.data(), in, q.len, 0);
+    }
+    multiply_rows(rows, in, D.W_ih.data() + std::size_t(first) * in, in, zero_row_.data());
+    for (int b = 0; b < G; ++b) {
+        Seq<T>& q = *g[b];
+        T* wx = q.wx.data();
         const T* x = layer_input(q, States::base, l);
         T* rx = q.r[l].data();
         T in_total = 0;
@@ -450,13 +485,10 @@ void Group<T>::grad_direction(Seq<T>* const* g, int G, std::size_t l, std::size_
         if (s > 0) gemm_ptr(na, n, d, xs_, D.W_hh.data(), d, ys_);
         for (int b = 0; b < na; ++b) C::grad_finish(D, g[b]->base[l].dirs[k], s, *g[b]);
     }
-    // d/dx_t for all steps at once (it does not feed the recurrence).
-    for (int b = 0; b < G; ++b) {
-        Seq<T>& q = *g[b];
-        const std::ptrdiff_t ldy = k == 0 ? in : -std::ptrdiff_t(in);
-        gemm_acc(q.len, n, in, q.steps.data(), n, D.W_ih.data(), in,
-                 q.r[l].data() + std::size_t(position(0, q.len, k)) * in, ldy);
-    }
+    // d/dx_t for all steps of the group at once (it does not feed the recurrence).
+    clear_rows();
+    for (int b = 0; b < G; ++b) add_rows_by_position(g[b]->steps.data(), n, g[b]->r[l].data(), in, g[b]->len, k);
+    multiply_rows(n, in, D.W_ih.data(), in, nullptr);
 }
 
 // Zeroing x_t changes the first layer only from step t on (forward direction) or down to

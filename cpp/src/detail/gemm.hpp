@@ -13,7 +13,8 @@ namespace TEXTLRP_ISA {
 namespace {
 
 // Y[s] += X[s] * M for S rows given by pointers (rows of different sequences, or of
-// different steps), M [K, N] row-major with leading dimension ldm.
+// different steps), M [K, N] row-major with leading dimension ldm. With `bias`, Y[s] =
+// bias + X[s] * M instead (Y is only written).
 //
 // Every Y[s, j] is y + x[s,0] m[0,j] + x[s,1] m[1,j] + ... in this order, one fused
 // multiply-add (or a multiply and an add, without FMA) per k: the same arithmetic whatever
@@ -33,14 +34,16 @@ constexpr int kVecs = 3;
 
 template <class T, int R, int NV, bool Tail>
 inline void gemm_tile(int K, const T* const* x, const T* m, std::ptrdiff_t ldm, T* const* y, int j,
-                      typename Simd<T>::Mask tail) {
+                      typename Simd<T>::Mask tail, const T* bias) {
     using S = Simd<T>;
     using V = typename S::V;
     constexpr int W = S::W;
     V acc[R][NV];
-    for (int r = 0; r < R; ++r)
+    for (int r = 0; r < R; ++r) {
+        const T* init = (bias ? bias : y[r]) + j;
         for (int v = 0; v < NV; ++v)
-            acc[r][v] = Tail && v == NV - 1 ? S::load(y[r] + j + v * W, tail) : S::load(y[r] + j + v * W);
+            acc[r][v] = Tail && v == NV - 1 ? S::load(init + v * W, tail) : S::load(init + v * W);
+    }
     const T* mk = m + j;
     for (int k = 0; k < K; ++k, mk += ldm) {
         V mv[NV];
@@ -62,39 +65,41 @@ inline void gemm_tile(int K, const T* const* x, const T* m, std::ptrdiff_t ldm, 
 // All S rows of one panel: blocks of R rows, then the remainder in halving blocks.
 template <class T, int R, int NV, bool Tail>
 inline void gemm_panel(int S, int K, const T* const* x, const T* m, std::ptrdiff_t ldm, T* const* y,
-                       int j, typename Simd<T>::Mask tail) {
+                       int j, typename Simd<T>::Mask tail, const T* bias) {
     int s = 0;
-    for (; s + R <= S; s += R) gemm_tile<T, R, NV, Tail>(K, x + s, m, ldm, y + s, j, tail);
+    for (; s + R <= S; s += R) gemm_tile<T, R, NV, Tail>(K, x + s, m, ldm, y + s, j, tail, bias);
     if constexpr (R > 1)
-        if (s < S) gemm_panel<T, R / 2, NV, Tail>(S - s, K, x + s, m, ldm, y + s, j, tail);
+        if (s < S) gemm_panel<T, R / 2, NV, Tail>(S - s, K, x + s, m, ldm, y + s, j, tail, bias);
 }
 
 template <class T>
-void gemm_ptr(int S, int K, int N, const T* const* X, const T* M, std::ptrdiff_t ldm, T* const* Y) {
+void gemm_ptr(int S, int K, int N, const T* const* X, const T* M, std::ptrdiff_t ldm, T* const* Y,
+              const T* bias = nullptr) {
     using Sd = Simd<T>;
     constexpr int W = Sd::W, NR = kVecs * W;
     int j = 0;
-    for (; j + NR <= N; j += NR) gemm_panel<T, kRows, kVecs, false>(S, K, X, M, ldm, Y, j, Sd::mask(0));
+    for (; j + NR <= N; j += NR) gemm_panel<T, kRows, kVecs, false>(S, K, X, M, ldm, Y, j, Sd::mask(0), bias);
     const int rest = N - j;
     if (rest == 0) return;
     const int full = rest / W, part = rest % W;
     const typename Sd::Mask tail = Sd::mask(part);
     // rest < 3 W columns: one to three vectors, the last one partial when part > 0
     if (part == 0) {
-        if (full == 1) gemm_panel<T, kRows, 1, false>(S, K, X, M, ldm, Y, j, tail);
-        else gemm_panel<T, kRows, 2, false>(S, K, X, M, ldm, Y, j, tail);
+        if (full == 1) gemm_panel<T, kRows, 1, false>(S, K, X, M, ldm, Y, j, tail, bias);
+        else gemm_panel<T, kRows, 2, false>(S, K, X, M, ldm, Y, j, tail, bias);
     } else {
-        if (full == 0) gemm_panel<T, kRows, 1, true>(S, K, X, M, ldm, Y, j, tail);
-        else if (full == 1) gemm_panel<T, kRows, 2, true>(S, K, X, M, ldm, Y, j, tail);
-        else gemm_panel<T, kRows, 3, true>(S, K, X, M, ldm, Y, j, tail);
+        if (full == 0) gemm_panel<T, kRows, 1, true>(S, K, X, M, ldm, Y, j, tail, bias);
+        else if (full == 1) gemm_panel<T, kRows, 2, true>(S, K, X, M, ldm, Y, j, tail, bias);
+        else gemm_panel<T, kRows, 3, true>(S, K, X, M, ldm, Y, j, tail, bias);
     }
 }
 #else
 template <class T>
-void gemm_ptr(int S, int K, int N, const T* const* X, const T* M, std::ptrdiff_t ldm, T* const* Y) {
+void gemm_ptr(int S, int K, int N, const T* const* X, const T* M, std::ptrdiff_t ldm, T* const* Y,
+              const T* bias = nullptr) {
     for (int s = 0; s < S; ++s)
         for (int j = 0; j < N; ++j) {
-            T acc = Y[s][j];
+            T acc = bias ? bias[j] : Y[s][j];
             for (int k = 0; k < K; ++k) acc += X[s][k] * M[k * ldm + j];
             Y[s][j] = acc;
         }
