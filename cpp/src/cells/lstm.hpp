@@ -50,7 +50,8 @@ struct Lstm {
         T* h = ds.h.data() + std::size_t(s) * d;
         const T* c_prev = s ? c - d : nullptr;
 #if defined(TEXTLRP_SIMD)
-        // One pass over the step: four gates, the cell and the output, a vector at a time.
+        // Two passes over the step, a vector at a time: the four gates (independent
+        // polynomial chains, which the core overlaps), then the cell and the output.
         using S = Simd<T>;
         using V = typename S::V;
         for (int j = 0; j < d; j += S::W) {
@@ -58,18 +59,22 @@ struct Lstm {
             const auto m = S::mask(part ? d - j : 0);
             auto load = [&](const T* p) { return part ? S::load(p + j, m) : S::load(p + j); };
             auto store = [&](T* p, V v) { part ? S::store(p + j, v, m) : S::store(p + j, v); };
-            const V i = vsigmoid<T>(load(z)), f = vsigmoid<T>(load(z + d));
-            const V g = vtanh<T>(load(z + 2 * d)), o = vsigmoid<T>(load(z + 3 * d));
-            const V ig = i * g;
-            const V cv = c_prev ? f * load(c_prev) + ig : ig;
+            store(a, vsigmoid<T>(load(z)));
+            store(a + d, vsigmoid<T>(load(z + d)));
+            store(a + 2 * d, vtanh<T>(load(z + 2 * d)));
+            store(a + 3 * d, vsigmoid<T>(load(z + 3 * d)));
+        }
+        for (int j = 0; j < d; j += S::W) {
+            const bool part = j + S::W > d;
+            const auto m = S::mask(part ? d - j : 0);
+            auto load = [&](const T* p) { return part ? S::load(p + j, m) : S::load(p + j); };
+            auto store = [&](T* p, V v) { part ? S::store(p + j, v, m) : S::store(p + j, v); };
+            const V ig = load(a) * load(a + 2 * d);
+            const V cv = c_prev ? load(a + d) * load(c_prev) + ig : ig;
             const V t = vtanh<T>(cv);
-            store(a, i);
-            store(a + d, f);
-            store(a + 2 * d, g);
-            store(a + 3 * d, o);
             store(c, cv);
             store(tc, t);
-            store(h, o * t);
+            store(h, load(a + 3 * d) * t);
         }
 #else
         sigmoid_inplace(z, a, 2 * d);
