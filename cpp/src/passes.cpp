@@ -209,9 +209,9 @@ private:
             for (int b = 0; b < na; ++b) {
                 auto& ds = g[b]->states(which)[l].dirs[k];
                 xs_[b] = ds.h.data() + (s - 1) * d;
-                ys_[b] = C::recurrent_row(D, ds, s, C::projection(ds, keep) + s * n);
+                ys_[b] = C::recurrent_row(D, ds, s, C::projection(ds, keep) + s * n, s > 0);
             }
-            if (s > 0) gemm_ptr(na, D.d, int(n), xs_, D.W_hh_t.data(), n, ys_);
+            if (s > 0) gemm_ptr(na, D.d, int(n), xs_, D.W_hh_t.data(), n, ys_, C::recurrent_bias(D));
             for (int b = 0; b < na; ++b) {
                 Seq<T>& q = *g[b];
                 auto& ls = q.states(which)[l];
@@ -541,8 +541,11 @@ void Group<T>::occlude_direction(Seq<T>& q, int t, std::size_t k, int off) {
     const T* zx_base = C::projection(const_cast<DirState<T>&>(bs), true);
     for (int s = s0; s < len; ++s) {
         const T* zx = s == s0 ? D.b.data() : zx_base + s * n;  // x_t = 0: the bias alone
-        T* row = C::recurrent_row(D, as, s, zx);
-        if (s > 0) gemm_acc(1, d, int(n), as.h.data() + std::size_t(s - 1) * d, 0, D.W_hh_t.data(), n, row, 0);
+        T* row = C::recurrent_row(D, as, s, zx, s > 0);
+        if (s > 0) {
+            const T* h_prev = as.h.data() + std::size_t(s - 1) * d;
+            gemm_ptr(1, d, int(n), &h_prev, D.W_hh_t.data(), n, &row, C::recurrent_bias(D));
+        }
         C::activate(D, as, s, zx);
         std::memcpy(q.alt[0].y.data() + std::size_t(position(s, len, k)) * out + off,
                     as.h.data() + std::size_t(s) * d, sizeof(T) * d);

@@ -35,13 +35,15 @@ struct Gru {
     // The input projection stays apart: b_hn sits inside r * (W_hn h + b_hn).
     static T* projection(DirState<T>& ds, bool) { return ds.zx.data(); }
 
-    // Row that accumulates W_hh h_prev at step s, seeded with b_hh.
-    static T* recurrent_row(const Dir& D, DirState<T>& ds, int s, const T*) {
+    // Row that receives b_hh + W_hh h_prev at step s: the product starts from b_hh
+    // (recurrent_bias), so the row is only seeded when no product follows (h_prev = 0).
+    static T* recurrent_row(const Dir& D, DirState<T>& ds, int s, const T*, bool product) {
         const std::size_t n = G * std::size_t(D.d);
         T* zh = ds.zh.data() + s * n;
-        std::memcpy(zh, D.b_hh.data(), sizeof(T) * n);
+        if (!product) std::memcpy(zh, D.b_hh.data(), sizeof(T) * n);
         return zh;
     }
+    static const T* recurrent_bias(const Dir& D) { return D.b_hh.data(); }
 
     static void activate(const Dir& D, DirState<T>& ds, int s, const T* zx) {
         const int d = D.d;

@@ -33,12 +33,13 @@ struct Lstm {
     static T* projection(DirState<T>& ds, bool keep_zx) { return keep_zx ? ds.zx.data() : ds.z.data(); }
 
     // Row that accumulates W_hh h_prev at step s: the full pre-activation, seeded with zx.
-    static T* recurrent_row(const Dir& D, DirState<T>& ds, int s, const T* zx) {
+    static T* recurrent_row(const Dir& D, DirState<T>& ds, int s, const T* zx, bool) {
         const std::size_t n = G * std::size_t(D.d);
         T* z = ds.z.data() + s * n;
         if (zx != z) std::memcpy(z, zx, sizeof(T) * n);
         return z;
     }
+    static const T* recurrent_bias(const Dir&) { return nullptr; }  // the product accumulates
 
     static void activate(const Dir& D, DirState<T>& ds, int s, const T*) {
         const int d = D.d;
