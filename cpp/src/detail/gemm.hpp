@@ -25,6 +25,11 @@ namespace {
 // time, with R x NV accumulators in registers over all of K; the panel of M (K x NV*W)
 // stays in L1 while the row blocks pass over it, so M is read from L2 once per call.
 #if defined(TEXTLRP_SIMD)
+#if defined(__clang__)
+#define TEXTLRP_UNROLL _Pragma("unroll")
+#else
+#define TEXTLRP_UNROLL _Pragma("GCC unroll 16")
+#endif
 #if defined(__AVX512F__)
 constexpr int kRows = 8;  // 32 vector registers: 8 x 3 accumulators, 3 panel vectors
 #else
@@ -38,28 +43,38 @@ inline void gemm_tile(int K, const T* const* x, const T* m, std::ptrdiff_t ldm, 
     using S = Simd<T>;
     using V = typename S::V;
     constexpr int W = S::W;
+    // Every loop over r and v is unrolled so that the accumulators live in registers (GCC
+    // kept them on the stack in some instantiations otherwise).
     V acc[R][NV];
+    TEXTLRP_UNROLL
     for (int r = 0; r < R; ++r) {
         const T* init = (bias ? bias : y[r]) + j;
+        TEXTLRP_UNROLL
         for (int v = 0; v < NV; ++v)
             acc[r][v] = Tail && v == NV - 1 ? S::load(init + v * W, tail) : S::load(init + v * W);
     }
     const T* mk = m + j;
     for (int k = 0; k < K; ++k, mk += ldm) {
         V mv[NV];
+        TEXTLRP_UNROLL
         for (int v = 0; v < NV; ++v) mv[v] = Tail && v == NV - 1 ? S::load(mk + v * W, tail) : S::load(mk + v * W);
+        TEXTLRP_UNROLL
         for (int r = 0; r < R; ++r) {
             const V xr = S::set1(x[r][k]);
+            TEXTLRP_UNROLL
             for (int v = 0; v < NV; ++v) acc[r][v] = S::fma(xr, mv[v], acc[r][v]);
         }
     }
-    for (int r = 0; r < R; ++r)
+    TEXTLRP_UNROLL
+    for (int r = 0; r < R; ++r) {
+        TEXTLRP_UNROLL
         for (int v = 0; v < NV; ++v) {
             if (Tail && v == NV - 1)
                 S::store(y[r] + j + v * W, acc[r][v], tail);
             else
                 S::store(y[r] + j + v * W, acc[r][v]);
         }
+    }
 }
 
 // All S rows of one panel: blocks of R rows, then the remainder in halving blocks.
