@@ -327,7 +327,7 @@ def engine_table(rng, ref_n, rounds=3):
     # the per-sentence reference on the LSTM + last float64 model, every k-th sentence
     sub = batch[::max(1, n // ref_n)][:ref_n]
     spec = ref.as_spec(configs["lstm", "last", "float64"][0].spec)
-    ref_rate = rate(lambda: [ref.lrp(spec, s) for s in sub], len(sub))
+    ref_rate = rate(lambda: [ref.lrp(spec, s) for s in sub], len(sub), repeat=3)
     print()
     print(f"Engine: LRP (signal-take-all) over {n:,} sentences, {N:,} tokens (lengths of "
           f"{source}), e = d = {HIDDEN}, bidirectional, {CLASSES} classes; best of {rounds} "
@@ -341,9 +341,9 @@ def engine_table(rng, ref_n, rounds=3):
             print(f"  numpy {name}, {t} thread(s), GFLOP/s: {rates} ({g['kernel']})")
     print()
     print("| cell | pooling | dtype | threads | wall ms | CPU ms | sentences/s | useful GFLOP/s "
-          "| vs gemm [4096,120]x[120,240] | vs gemm [G,60]x[60,240] | vs float64 | "
-          "vs reference |")
-    print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+          "| vs gemm [4096,120]x[120,240] | vs gemm [G,60]x[60,240] | per CPU second vs 1-thread "
+          "gemm | vs float64 | vs reference |")
+    print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for (cell, pooling, dtype), (model, *_rest) in configs.items():
         flops = useful_flops(model, lengths)
         for t in thread_counts:
@@ -353,14 +353,18 @@ def engine_table(rng, ref_n, rounds=3):
             vs32 = (f"{best[(cell, pooling, 'float64'), t] / wall:.2f}x"
                     if dtype == "float32" else "-")
             vs_ref = f"{n / wall / ref_rate:.0f}x" if dtype == "float64" else "-"
+            # useful FLOPs per CPU second against one gemm thread: what each busy core
+            # achieves, which other load does not change much
+            per_cpu = flops / cpu[(cell, pooling, dtype), t] / gemm[dtype, 1]["rates"]["4096x120x240"]
             print(f"| {cell} | {pooling} | {dtype} | {t} | {wall * 1e3:.1f} | "
                   f"{cpu[(cell, pooling, dtype), t] * 1e3:.1f} | {n / wall:,.0f} | "
                   f"{speed / 1e9:.1f} | {speed / g['4096x120x240']:.0%} | "
-                  f"{speed / g[f'{G8}x60x240']:.0%} | {vs32} | {vs_ref} |")
+                  f"{speed / g[f'{G8}x60x240']:.0%} | {per_cpu:.0%} | {vs32} | {vs_ref} |")
     print()
     print(f"G = {G8}: a group of 8 sentences of mean length. vs reference: tests/reference.py one "
-          f"sentence at a time (LSTM + last, float64, {len(sub)} sentences: "
-          f"{ref_rate:.0f} sentences/s). Useful FLOPs per sentence set: "
+          f"sentence at a time (LSTM + last, float64, {len(sub)} sentences, best of 3: "
+          f"{ref_rate:.0f} sentences/s). A 2-thread row whose CPU time is not about twice its "
+          f"wall time did not get two cores (other load). Useful FLOPs per sentence set: "
           + ", ".join(f"{c} {p} {useful_flops(configs[c, p, 'float64'][0], lengths) / 1e9:.2f} G"
                       for c, p in (("lstm", "last"), ("gru", "last"), ("lstm", "attention"))))
 

@@ -67,9 +67,7 @@ struct Gru {
             const V p = load(zx + 2 * d) + r * load(zh + 2 * d);
             const V nj = vtanh<T>(p);
             const V hv = h_prev ? (T(1) - zg) * nj + zg * load(h_prev) : (T(1) - zg) * nj + T(0);
-            store(z, zr);
-            store(z + d, zz);
-            store(z + 2 * d, p);
+            store(z + 2 * d, p);  // the gates' pre-activations are not read again
             store(a, r);
             store(a + d, zg);
             store(a + 2 * d, nj);
