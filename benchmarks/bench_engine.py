@@ -2,6 +2,21 @@
 
     python benchmarks/bench_engine.py [--n 2000] [--ref-n 200]
 
+The engine table (first): LRP over the SST test set (all 2,210 sentences with their real
+lengths when ../shared/data/sst is there) for LSTM and GRU cells x the poolings, float64 and
+float32, 1 and 2 threads, in useful FLOP/s and against numpy's matrix product (OpenBLAS dgemm /
+sgemm) on the shapes the engine multiplies, timed in a child process of the same run (see
+`dgemm_rates`), and against the per-sentence numpy reference.
+
+Useful work (`useful_flops`): 2 FLOPs per multiply-add the algorithm needs, nothing for
+padding, elementwise maths or copies. Per recurrent layer and direction with G gate blocks
+(LSTM 4, GRU 3), hidden size d, input size `in`, N tokens and n sequences: the input
+projections N * G d * in, the recurrent products (N - n) * G d * d (the first step of a
+sequence has h_prev = 0), and the LRP backward products through the rows that carry
+relevance (signal-take-all: the d rows of g, GRU: of n) to the inputs, N * d * in, and to
+h_prev, (N - n) * d * d; plus the head (n * F * C each way) and attention's projection
+(N * F * A).
+
 Model: random bidirectional LSTM, e = d = 60, 5 classes, vocabulary 20,000 (the size of the
 default SST model).  Sentences: token ids drawn at random, lengths drawn from the SST test set
 when ../shared/data/sst is there (else a lognormal fit to it, mean ~19 tokens).
@@ -169,6 +184,191 @@ def architectures(rng, batch, n):
         print(f"| {cell} | {pooling} | {lrp:,.0f} | {lrp / lrp0:.2f}x | {gi:,.0f} | {gi / gi0:.2f}x |")
 
 
+# ----------------------------------------------------------------------------- engine vs dgemm
+
+DGEMM_CHILD = r"""
+import json, sys, time
+import numpy as np
+shapes, dtype = json.loads(sys.argv[1]), np.dtype(sys.argv[2])
+try:
+    import threadpoolctl
+    info = threadpoolctl.threadpool_info()
+    kernel = ", ".join(f"{i.get('internal_api')} {i.get('version')} {i.get('architecture')} "
+                       f"x{i.get('num_threads')}" for i in info)
+except ImportError:
+    kernel = "threadpoolctl not installed"
+rng = np.random.default_rng(0)
+out = {"kernel": kernel, "rates": {}}
+c0 = time.process_time()
+t0 = time.perf_counter()
+for m, k, n in shapes:
+    a = rng.random((m, k)).astype(dtype)
+    b = rng.random((k, n)).astype(dtype)
+    c = np.empty((m, n), dtype)
+    reps = max(1, int(2e8 / (2 * m * k * n)))
+    best = float("inf")
+    for _ in range(5):
+        t = time.perf_counter()
+        for _ in range(reps):
+            np.matmul(a, b, out=c)
+        best = min(best, (time.perf_counter() - t) / reps)
+    out["rates"][f"{m}x{k}x{n}"] = 2 * m * k * n / best
+out["cpu_share"] = (time.process_time() - c0) / (time.perf_counter() - t0)
+print(json.dumps(out))
+"""
+
+
+def dgemm_rates(shapes, dtype, threads):
+    """FLOP/s of numpy's matmul (OpenBLAS dgemm / sgemm) on each [m, k] x [k, n] of ``shapes``,
+    best of 5, in a child process with ``threads`` BLAS threads. OPENBLAS_CORETYPE and
+    OPENBLAS_L2_SIZE are removed for that process only (set on some machines for old
+    OpenBLAS builds, they slow a current one); the kernel it then runs is reported."""
+    import json
+    import subprocess
+
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}
+    env.update(OPENBLAS_NUM_THREADS=str(threads), OMP_NUM_THREADS=str(threads))
+    proc = subprocess.run([sys.executable, "-c", DGEMM_CHILD, json.dumps(shapes), dtype],
+                          env=env, capture_output=True, text=True, check=True, timeout=600)
+    return json.loads(proc.stdout)
+
+
+def useful_flops(model, lengths, method="lrp"):
+    """FLOPs (2 per multiply-add) of the products the algorithm needs (module docstring)."""
+    spec = model.spec
+    N, n = int(np.sum(lengths)), len(lengths)
+    macs = 0
+    for layer in spec.layers:
+        for dr in layer.directions:
+            Gd, d_in = np.asarray(dr.W_ih).shape
+            d = np.asarray(dr.W_hh).shape[1]
+            macs += N * Gd * d_in + (N - n) * Gd * d  # forward
+            if method == "lrp":  # signal-take-all: one block of d rows carries relevance
+                macs += N * d * d_in + (N - n) * d * d
+            else:  # gradient: all G blocks
+                macs += N * Gd * d_in + (N - n) * Gd * d
+    if spec.attention is not None:
+        A, F = np.asarray(spec.attention.W).shape
+        macs += N * F * A
+    for dense in spec.head:
+        macs += 2 * n * np.asarray(dense.W).size
+    return 2 * macs
+
+
+def sst_test_lengths(rng):
+    """Lengths of all SST test sentences in file order, else 2,210 from the lognormal fit."""
+    if SST_TEST.exists():
+        lines = SST_TEST.read_text(encoding="utf-8").splitlines()
+        return (np.array([len(re.findall(r"\(\d+ [^()]+\)", line)) for line in lines if line.strip()]),
+                "the SST test set")
+    return sentence_lengths(2210, rng)[0], "a lognormal fit to the SST test lengths"
+
+
+def engine_table(rng, ref_n, rounds=3):
+    """Prints the engine table: rates against dgemm/sgemm and the per-sentence reference."""
+    import textlrp
+
+    lengths, source = sst_test_lengths(rng)
+    batch = [rng.integers(0, VOCAB, size=int(T)).tolist() for T in lengths]
+
+    def rand(*shape, scale):
+        return rng.standard_normal(shape) * scale
+
+    emb = rand(VOCAB, E_DIM, scale=0.5)
+    configs = {}
+    for cell, G in (("lstm", 4), ("gru", 3)):
+        layer = [{"W_ih": rand(G * HIDDEN, E_DIM, scale=E_DIM ** -0.5),
+                  "W_hh": rand(G * HIDDEN, HIDDEN, scale=HIDDEN ** -0.5),
+                  "b_ih": rand(G * HIDDEN, scale=0.1), "b_hh": rand(G * HIDDEN, scale=0.1)}
+                 for _ in range(2)]
+        head = [{"W": rand(CLASSES, 2 * HIDDEN, scale=0.2), "b": rand(CLASSES, scale=0.1)}]
+        for pooling in ("last", "mean", "max", "attention"):
+            att = None
+            if pooling == "attention":
+                att = {"W": rand(60, 2 * HIDDEN, scale=0.1), "b": rand(60, scale=0.1),
+                       "v": rand(60, scale=0.3)}
+            for dtype in ("float64", "float32"):
+                model = textlrp.from_arrays(emb, [layer], head, cell=cell, pooling=pooling,
+                                            attention=att, dtype=np.dtype(dtype))
+                # the engine call itself (what explain_batch spends besides building
+                # Explanation objects): token ids packed once
+                ids, offsets, mask = model._pack([model.encode(x)[1] for x in batch], None)
+                targets = model._targets(None, len(batch))
+                configs[cell, pooling, dtype] = (model, ids, offsets, mask, targets)
+    cores = os.cpu_count() or 1
+    thread_counts = sorted({1, min(2, cores)})
+    # the shapes the engine multiplies (LSTM, e = d = 60, groups of 8 sequences of ~19
+    # tokens): the group's input projection, the recurrent step, the LRP backward's x and
+    # h sides; and the issue's reference shape [4096, 120] x [120, 240]
+    G8 = 8 * round(float(np.mean(lengths)))
+    shapes = [[4096, 120, 240], [G8, 60, 240], [8, 60, 240], [G8, 60, 60], [8, 60, 60]]
+    best = {}
+    cpu = {}
+    gemm = {}
+    for _ in range(rounds):  # interleaved: load changes hit the engine and dgemm alike
+        for t in thread_counts:
+            for key, (model, ids, offsets, mask, targets) in configs.items():
+                t0, c0 = time.perf_counter(), time.process_time()
+                model._core.lrp(ids, offsets, mask, targets, 1e-3, 0.0, "signal-take-all", t,
+                                False)
+                wall, used = time.perf_counter() - t0, time.process_time() - c0
+                if wall < best.get((key, t), float("inf")):
+                    best[key, t], cpu[key, t] = wall, used
+            for dtype in ("float64", "float32"):
+                r = dgemm_rates(shapes, dtype, t)
+                old = gemm.get((dtype, t))
+                if old is None:
+                    gemm[dtype, t] = r
+                else:
+                    for k, v in r["rates"].items():
+                        old["rates"][k] = max(old["rates"][k], v)
+    n, N = len(lengths), int(np.sum(lengths))
+    # the per-sentence reference on the LSTM + last float64 model, every k-th sentence
+    sub = batch[::max(1, n // ref_n)][:ref_n]
+    spec = ref.as_spec(configs["lstm", "last", "float64"][0].spec)
+    ref_rate = rate(lambda: [ref.lrp(spec, s) for s in sub], len(sub), repeat=3)
+    print()
+    print(f"Engine: LRP (signal-take-all) over {n:,} sentences, {N:,} tokens (lengths of "
+          f"{source}), e = d = {HIDDEN}, bidirectional, {CLASSES} classes; best of {rounds} "
+          f"interleaved rounds; load average {os.getloadavg()[0]:.1f} on {cores} cores.")
+    for dtype in ("float64", "float32"):
+        for t in thread_counts:
+            g = gemm[dtype, t]
+            rates = ", ".join(f"[{k.replace('x', ',', 1).replace('x', ']x[', 1)}] "
+                              f"{v / 1e9:.1f}" for k, v in g["rates"].items())
+            name = "dgemm" if dtype == "float64" else "sgemm"
+            print(f"  numpy {name}, {t} thread(s), GFLOP/s: {rates} ({g['kernel']})")
+    print()
+    print("| cell | pooling | dtype | threads | wall ms | CPU ms | sentences/s | useful GFLOP/s "
+          "| vs gemm [4096,120]x[120,240] | vs gemm [G,60]x[60,240] | per CPU second vs 1-thread "
+          "gemm | vs float64 | vs reference |")
+    print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for (cell, pooling, dtype), (model, *_rest) in configs.items():
+        flops = useful_flops(model, lengths)
+        for t in thread_counts:
+            wall = best[(cell, pooling, dtype), t]
+            g = gemm[dtype, t]["rates"]
+            speed = flops / wall
+            vs32 = (f"{best[(cell, pooling, 'float64'), t] / wall:.2f}x"
+                    if dtype == "float32" else "-")
+            vs_ref = f"{n / wall / ref_rate:.0f}x" if dtype == "float64" else "-"
+            # useful FLOPs per CPU second against one gemm thread: what each busy core
+            # achieves, which other load does not change much
+            per_cpu = flops / cpu[(cell, pooling, dtype), t] / gemm[dtype, 1]["rates"]["4096x120x240"]
+            print(f"| {cell} | {pooling} | {dtype} | {t} | {wall * 1e3:.1f} | "
+                  f"{cpu[(cell, pooling, dtype), t] * 1e3:.1f} | {n / wall:,.0f} | "
+                  f"{speed / 1e9:.1f} | {speed / g['4096x120x240']:.0%} | "
+                  f"{speed / g[f'{G8}x60x240']:.0%} | {per_cpu:.0%} | {vs32} | {vs_ref} |")
+    print()
+    print(f"G = {G8}: a group of 8 sentences of mean length. vs reference: tests/reference.py one "
+          f"sentence at a time (LSTM + last, float64, {len(sub)} sentences, best of 3: "
+          f"{ref_rate:.0f} sentences/s). A 2-thread row whose CPU time is not about twice its "
+          f"wall time did not get two cores (other load). Useful FLOPs per sentence set: "
+          + ", ".join(f"{c} {p} {useful_flops(configs[c, p, 'float64'][0], lengths) / 1e9:.2f} G"
+                      for c, p in (("lstm", "last"), ("gru", "last"), ("lstm", "attention"))))
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=2000, help="sentences (default 2000)")
@@ -179,10 +379,17 @@ def main(argv=None):
                          "the length distribution stays; rate extrapolated)")
     ap.add_argument("--skip-architectures", action="store_true",
                     help="skip the GRU / pooling rows")
+    ap.add_argument("--engine-only", action="store_true",
+                    help="only the engine table (engine vs dgemm and the reference)")
     args = ap.parse_args(argv)
 
     import textlrp
     import textlrp._core
+
+    if args.engine_only:
+        print(f"textlrp kernels: {textlrp._core.isa()}")
+        engine_table(np.random.default_rng(0), args.ref_n)
+        return 0
 
     rng = np.random.default_rng(0)
     lengths, source = sentence_lengths(args.n, rng)
@@ -266,6 +473,7 @@ def main(argv=None):
         print(f"| {what} | {impl} | {dtype} | {t} | {r:,.0f} | {ratio} |")
     if not args.skip_architectures:
         architectures(rng, batch, args.n)
+    engine_table(np.random.default_rng(1), args.ref_n)
     print()
     print(f"memory: explain_batch(LRP) of {args.n} sentences raised peak RSS by "
           f"{(rss[1] - rss[0]) / 1024:.1f} MB with keep_embedding=False, then by "

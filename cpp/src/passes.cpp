@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <vector>
 
 #include "cells/gru.hpp"
 #include "cells/lstm.hpp"
@@ -48,6 +49,9 @@ public:
         for (const auto& layer : m.layers)
             for (const auto& dir : layer.dirs) widest = std::max(widest, dir.d);
         const std::size_t work = std::max(5 * widest, 2 * m.n_features());
+        int inputs = m.input_size;
+        for (const auto& layer : m.layers) inputs = std::max(inputs, layer.out());
+        zero_row_.assign(inputs, T(0));
         for (auto& q : seqs_) {
             q.base.resize(m.layers.size());
             q.alt.resize(m.layers.size());
@@ -129,14 +133,34 @@ private:
 
     bool keep_zx(States which, std::size_t l) const { return keep_zx_ && which == States::base && l == 0; }
 
-    // Input projection of all steps at once: one matrix product over the sequence, read
-    // backwards for the backward direction.
-    static void project(const Direction<T>& D, int G, const T* x, int len, std::size_t dir, T* zx) {
-        const int n = G * D.d, in = D.in;
-        for (int s = 0; s < len; ++s) std::memcpy(zx + std::size_t(s) * n, D.b.data(), sizeof(T) * n);
-        const T* first = x + std::size_t(position(0, len, dir)) * in;
-        const std::ptrdiff_t ldx = dir == 0 ? in : -std::ptrdiff_t(in);
-        gemm_acc(len, in, n, first, ldx, D.W_ih_t.data(), n, zx, n);
+    // Row pointers of the group's products over all steps of all sequences.
+    std::vector<const T*> xrows_;
+    std::vector<T*> yrows_;
+    std::vector<T> zero_row_;  // bias of the products that start from zero
+
+    void clear_rows() {
+        xrows_.clear();
+        yrows_.clear();
+    }
+    // Rows of sequence q for one direction: X row of step s at position(s) of x (ldx per
+    // position), Y row of step s at y + s * ldy.
+    void add_rows(const T* x, std::size_t ldx, T* y, std::size_t ldy, int len, std::size_t dir) {
+        for (int s = 0; s < len; ++s) {
+            xrows_.push_back(x + std::size_t(position(s, len, dir)) * ldx);
+            yrows_.push_back(y + std::size_t(s) * ldy);
+        }
+    }
+    // The same with the position on the Y side (X rows in step order).
+    void add_rows_by_position(const T* x, std::size_t ldx, T* y, std::size_t ldy, int len,
+                              std::size_t dir) {
+        for (int s = 0; s < len; ++s) {
+            xrows_.push_back(x + std::size_t(s) * ldx);
+            yrows_.push_back(y + std::size_t(position(s, len, dir)) * ldy);
+        }
+    }
+    // Y rows (+)= X rows * M over all rows gathered.
+    void multiply_rows(int K, int N, const T* M, std::ptrdiff_t ldm, const T* bias) {
+        gemm_ptr(int(xrows_.size()), K, N, xrows_.data(), M, ldm, yrows_.data(), bias);
     }
 
     // Runs layers [from, L) of the chosen states of every sequence of g.
@@ -148,14 +172,21 @@ private:
                 const bool keep = keep_zx(which, l);
                 for (int b = 0; b < G; ++b) {
                     Seq<T>& q = *g[b];
-                    auto& ls = q.states(which)[l];
-                    grow(ls.y, std::size_t(q.len) * layer.out());
-                    for (std::size_t k = 0; k < layer.dirs.size(); ++k) {
-                        const auto& D = layer.dirs[k];
-                        auto& ds = ls.dirs[k];
+                    grow(q.states(which)[l].y, std::size_t(q.len) * layer.out());
+                }
+                // Input projections of all steps of the whole group: one matrix product per
+                // direction (the backward direction reads its input backwards).
+                for (std::size_t k = 0; k < layer.dirs.size(); ++k) {
+                    const auto& D = layer.dirs[k];
+                    clear_rows();
+                    for (int b = 0; b < G; ++b) {
+                        Seq<T>& q = *g[b];
+                        auto& ds = q.states(which)[l].dirs[k];
                         C::reserve(ds, q.len, D.d, keep);
-                        project(D, C::G, layer_input(q, which, l), q.len, k, C::projection(ds, keep));
+                        add_rows(layer_input(q, which, l), D.in, C::projection(ds, keep),
+                                 std::size_t(C::G) * D.d, q.len, k);
                     }
+                    multiply_rows(D.in, C::G * D.d, D.W_ih_t.data(), C::G * D.d, D.b.data());
                 }
                 int off = 0;
                 for (std::size_t k = 0; k < layer.dirs.size(); ++k) {
@@ -178,9 +209,9 @@ private:
             for (int b = 0; b < na; ++b) {
                 auto& ds = g[b]->states(which)[l].dirs[k];
                 xs_[b] = ds.h.data() + (s - 1) * d;
-                ys_[b] = C::recurrent_row(D, ds, s, C::projection(ds, keep) + s * n);
+                ys_[b] = C::recurrent_row(D, ds, s, C::projection(ds, keep) + s * n, s > 0);
             }
-            if (s > 0) gemm_ptr(na, D.d, int(n), xs_, D.W_hh_t.data(), n, ys_);
+            if (s > 0) gemm_ptr(na, D.d, int(n), xs_, D.W_hh_t.data(), n, ys_, C::recurrent_bias(D));
             for (int b = 0; b < na; ++b) {
                 Seq<T>& q = *g[b];
                 auto& ls = q.states(which)[l];
@@ -233,11 +264,7 @@ private:
         std::fill(q.carry_h.begin(), q.carry_h.begin() + d, T(0));
     }
 
-    static T sum(const T* a, std::size_t n) {
-        T s = 0;
-        for (std::size_t i = 0; i < n; ++i) s += a[i];
-        return s;
-    }
+    static T sum(const T* a, std::size_t n) { return vsum(a, n); }
 
     // First of the three totals (outputs, initial state, inputs) of layer l, direction k.
     int stage(std::size_t l, std::size_t k) const {
@@ -347,26 +374,51 @@ void Group<T>::lrp_direction(Seq<T>* const* g, int G, std::size_t l, std::size_t
         for (int b = 0; b < na; ++b) C::lrp_finish(D, g[b]->base[l].dirs[k], s, *g[b]);
     }
     const int first = C::template first_row<R>(d), rows = C::template row_count<R>(d);
+    // wx [T, in] = W_ih^T coef per step, for all steps of the group in one product
+    clear_rows();
     for (int b = 0; b < G; ++b) {
         Seq<T>& q = *g[b];
-        T* wx = q.wx.data();  // [T, in]: W_ih^T coef per step
-        std::fill(wx, wx + std::size_t(q.len) * in, T(0));
-        gemm_acc(q.len, rows, in, q.steps.data() + first, n, D.W_ih.data() + std::size_t(first) * in, in,
-                 wx, in);
+        add_rows_by_position(q.steps.data() + first, n, q.wx.data(), in, q.len, 0);
+    }
+    multiply_rows(rows, in, D.W_ih.data() + std::size_t(first) * in, in, zero_row_.data());
+    for (int b = 0; b < G; ++b) {
+        Seq<T>& q = *g[b];
+        T* wx = q.wx.data();
         const T* x = layer_input(q, States::base, l);
         T* rx = q.r[l].data();
         T in_total = 0;
+#if defined(TEXTLRP_SIMD)
+        using S = Simd<T>;
+        auto acc = S::set1(T(0));
+#endif
         for (int s = 0; s < q.len; ++s) {
             const int t = position(s, q.len, k);
             const T* xt = x + std::size_t(t) * in;
             const T* ws = wx + std::size_t(s) * in;
             T* rxt = rx + std::size_t(t) * in;
+            const T s2 = q.s2[s];
+#if defined(TEXTLRP_SIMD)
+            // R(x_t) += x_t * (W_ih^T coef) + S2, and its total, a vector at a time
+            const auto vs2 = S::set1(s2);
+            for (int i = 0; i < in; i += S::W) {
+                const bool part = i + S::W > in;
+                const auto m = S::mask(part ? in - i : 0);
+                auto load = [&](const T* p) { return part ? S::load(p + i, m) : S::load(p + i); };
+                const auto r = load(xt) * load(ws) + vs2;
+                acc = acc + (part ? S::keep(r, m) : r);  // lanes past `in` hold S2
+                part ? S::store(rxt + i, load(rxt) + r, m) : S::store(rxt + i, load(rxt) + r);
+            }
+#else
             for (int i = 0; i < in; ++i) {
-                const T r = xt[i] * ws[i] + q.s2[s];
+                const T r = xt[i] * ws[i] + s2;
                 rxt[i] += r;
                 in_total += r;
             }
+#endif
         }
+#if defined(TEXTLRP_SIMD)
+        in_total = hsum<T>(acc);
+#endif
         const T initial = C::rest(q, d);
         q.rest += initial;
         q.totals[st + 1] = initial;
@@ -433,13 +485,10 @@ void Group<T>::grad_direction(Seq<T>* const* g, int G, std::size_t l, std::size_
         if (s > 0) gemm_ptr(na, n, d, xs_, D.W_hh.data(), d, ys_);
         for (int b = 0; b < na; ++b) C::grad_finish(D, g[b]->base[l].dirs[k], s, *g[b]);
     }
-    // d/dx_t for all steps at once (it does not feed the recurrence).
-    for (int b = 0; b < G; ++b) {
-        Seq<T>& q = *g[b];
-        const std::ptrdiff_t ldy = k == 0 ? in : -std::ptrdiff_t(in);
-        gemm_acc(q.len, n, in, q.steps.data(), n, D.W_ih.data(), in,
-                 q.r[l].data() + std::size_t(position(0, q.len, k)) * in, ldy);
-    }
+    // d/dx_t for all steps of the group at once (it does not feed the recurrence).
+    clear_rows();
+    for (int b = 0; b < G; ++b) add_rows_by_position(g[b]->steps.data(), n, g[b]->r[l].data(), in, g[b]->len, k);
+    multiply_rows(n, in, D.W_ih.data(), in, nullptr);
 }
 
 // Zeroing x_t changes the first layer only from step t on (forward direction) or down to
@@ -492,8 +541,11 @@ void Group<T>::occlude_direction(Seq<T>& q, int t, std::size_t k, int off) {
     const T* zx_base = C::projection(const_cast<DirState<T>&>(bs), true);
     for (int s = s0; s < len; ++s) {
         const T* zx = s == s0 ? D.b.data() : zx_base + s * n;  // x_t = 0: the bias alone
-        T* row = C::recurrent_row(D, as, s, zx);
-        if (s > 0) gemm_acc(1, d, int(n), as.h.data() + std::size_t(s - 1) * d, 0, D.W_hh_t.data(), n, row, 0);
+        T* row = C::recurrent_row(D, as, s, zx, s > 0);
+        if (s > 0) {
+            const T* h_prev = as.h.data() + std::size_t(s - 1) * d;
+            gemm_ptr(1, d, int(n), &h_prev, D.W_hh_t.data(), n, &row, C::recurrent_bias(D));
+        }
         C::activate(D, as, s, zx);
         std::memcpy(q.alt[0].y.data() + std::size_t(position(s, len, k)) * out + off,
                     as.h.data() + std::size_t(s) * d, sizeof(T) * d);
@@ -542,11 +594,7 @@ void lrp(const Model<T>& model, const Batch<T>& batch, const std::int64_t* targe
             const std::int64_t start = batch.offsets[idx[b]];
             rest[idx[b]] = q.rest;
             const T* r0 = q.r[0].data();
-            for (int t = 0; t < q.len; ++t) {
-                T sum = 0;
-                for (int i = 0; i < e; ++i) sum += r0[std::size_t(t) * e + i];
-                relevance[start + t] = sum;
-            }
+            for (int t = 0; t < q.len; ++t) relevance[start + t] = vsum(r0 + std::size_t(t) * e, e);
             if (input_relevance)
                 std::memcpy(input_relevance + start * e, r0, sizeof(T) * std::size_t(q.len) * e);
             if (totals) std::copy(q.totals.begin(), q.totals.begin() + S, totals + idx[b] * S);

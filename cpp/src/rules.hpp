@@ -16,18 +16,34 @@ struct SignalTakeAll {
     static constexpr bool gates = false;  // gates receive nothing: their rows are skipped
     template <class T>
     static T share(T, T, T) { return T(1); }
+#if defined(TEXTLRP_SIMD)
+    template <class T>
+    static typename Simd<T>::V vshare(typename Simd<T>::V, typename Simd<T>::V, typename Simd<T>::V) {
+        return Simd<T>::set1(T(1));
+    }
+#endif
 };
 
 struct Half {
     static constexpr bool gates = true;
     template <class T>
     static T share(T, T, T) { return T(0.5); }
+#if defined(TEXTLRP_SIMD)
+    template <class T>
+    static typename Simd<T>::V vshare(typename Simd<T>::V, typename Simd<T>::V, typename Simd<T>::V) {
+        return Simd<T>::set1(T(0.5));
+    }
+#endif
 };
 
 struct Prop {
     static constexpr bool gates = true;
     template <class T>
     static T share(T gate, T src, T eps) { return src / (gate + src + eps * sign1(gate + src)); }
+#if defined(TEXTLRP_SIMD)
+    template <class T, class V = typename Simd<T>::V>
+    static V vshare(V gate, V src, V eps) { return vdiv<T>(src, gate + src + eps * sign1v<T>(gate + src)); }
+#endif
 };
 
 struct Abs {
@@ -37,6 +53,13 @@ struct Abs {
         const T n = std::abs(gate) + std::abs(src);
         return n > T(0) ? std::abs(src) / n : T(0.5);
     }
+#if defined(TEXTLRP_SIMD)
+    template <class T, class V = typename Simd<T>::V>
+    static V vshare(V gate, V src, V) {
+        const V n = vabs<T>(gate) + vabs<T>(src);
+        return n > Simd<T>::set1(T(0)) ? vdiv<T>(vabs<T>(src), n) : Simd<T>::set1(T(0.5));
+    }
+#endif
 };
 
 // Calls fn(RulePolicy{}) for the rule chosen at run time.

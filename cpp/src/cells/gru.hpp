@@ -35,13 +35,15 @@ struct Gru {
     // The input projection stays apart: b_hn sits inside r * (W_hn h + b_hn).
     static T* projection(DirState<T>& ds, bool) { return ds.zx.data(); }
 
-    // Row that accumulates W_hh h_prev at step s, seeded with b_hh.
-    static T* recurrent_row(const Dir& D, DirState<T>& ds, int s, const T*) {
+    // Row that receives b_hh + W_hh h_prev at step s: the product starts from b_hh
+    // (recurrent_bias), so the row is only seeded when no product follows (h_prev = 0).
+    static T* recurrent_row(const Dir& D, DirState<T>& ds, int s, const T*, bool product) {
         const std::size_t n = G * std::size_t(D.d);
         T* zh = ds.zh.data() + s * n;
-        std::memcpy(zh, D.b_hh.data(), sizeof(T) * n);
+        if (!product) std::memcpy(zh, D.b_hh.data(), sizeof(T) * n);
         return zh;
     }
+    static const T* recurrent_bias(const Dir& D) { return D.b_hh.data(); }
 
     static void activate(const Dir& D, DirState<T>& ds, int s, const T* zx) {
         const int d = D.d;
@@ -51,6 +53,27 @@ struct Gru {
         T* a = ds.a.data() + s * n;
         T* h = ds.h.data() + std::size_t(s) * d;
         const T* h_prev = s ? h - d : nullptr;
+#if defined(TEXTLRP_SIMD)
+        // One pass over the step: gates r and z, candidate n, output, a vector at a time.
+        using S = Simd<T>;
+        using V = typename S::V;
+        for (int j = 0; j < d; j += S::W) {
+            const bool part = j + S::W > d;
+            const auto m = S::mask(part ? d - j : 0);
+            auto load = [&](const T* p) { return part ? S::load(p + j, m) : S::load(p + j); };
+            auto store = [&](T* p, V v) { part ? S::store(p + j, v, m) : S::store(p + j, v); };
+            const V zr = load(zx) + load(zh), zz = load(zx + d) + load(zh + d);
+            const V r = vsigmoid<T>(zr), zg = vsigmoid<T>(zz);
+            const V p = load(zx + 2 * d) + r * load(zh + 2 * d);
+            const V nj = vtanh<T>(p);
+            const V hv = h_prev ? (T(1) - zg) * nj + zg * load(h_prev) : (T(1) - zg) * nj + T(0);
+            store(z + 2 * d, p);  // the gates' pre-activations are not read again
+            store(a, r);
+            store(a + d, zg);
+            store(a + 2 * d, nj);
+            store(h, hv);
+        }
+#else
         for (int j = 0; j < 2 * d; ++j) z[j] = zx[j] + zh[j];
         sigmoid_inplace(z, a, 2 * d);
         for (int j = 0; j < d; ++j) z[2 * d + j] = zx[2 * d + j] + a[j] * zh[2 * d + j];
@@ -59,6 +82,7 @@ struct Gru {
             const T zg = a[d + j], nj = a[2 * d + j];
             h[j] = (T(1) - zg) * nj + (h_prev ? zg * h_prev[j] : T(0));
         }
+#endif
     }
 
     static void carry_state(const DirState<T>& from, DirState<T>& to, int s, int d) {
@@ -95,32 +119,68 @@ struct Gru {
         T* coef_p = q.steps.data() + std::size_t(s) * n + 2 * d;  // R(p) / stab(p): x side
         // h' = (1 - z) * n + z * h_prev: epsilon rule, identity weights counted as dense, N = 2d.
         T S1 = 0;
-        for (int j = 0; j < d; ++j) {
-            R_h[j] = r_out[j] + rh[j];
-            const T sj = sign1(h[j]);
-            S1 += eps * sj / (h[j] + eps * sj) * R_h[j];
+        for (int j = 0; j < d; ++j) R_h[j] = r_out[j] + rh[j];
+        if (bf != T(0)) {  // the stabiliser shares are 0 without bias_factor
+            for (int j = 0; j < d; ++j) {
+                const T sj = sign1(h[j]);
+                S1 += eps * sj / (h[j] + eps * sj) * R_h[j];
+            }
+            S1 = bf * S1 / T(2 * d);
         }
-        S1 = bf * S1 / T(2 * d);
+#if defined(TEXTLRP_SIMD)
+        using S = Simd<T>;
+        using V = typename S::V;
+        const V veps = S::set1(eps);
+        auto stab = [&](V y) { return y + veps * sign1v<T>(y); };
+        for (int j = 0; j < d; j += S::W) {
+            const bool part = j + S::W > d;
+            const auto m = S::mask(part ? d - j : 0);
+            auto load = [&](const T* p) { return part ? S::load(p + j, m) : S::load(p + j); };
+            auto store = [&](T* p, V v) { part ? S::store(p + j, v, m) : S::store(p + j, v); };
+            const V qj = vdiv<T>(load(R_h), stab(load(h)));
+            const V zg = load(a + d);
+            const V r_n = (T(1) - zg) * load(a + 2 * d) * qj + S1;  // n = tanh(p): R(p) = R(n)
+            store(r_b, zg * load(hp) * qj + S1);
+            store(coef_p, vdiv<T>(r_n, stab(load(z + 2 * d))));
+        }
+#else
         for (int j = 0; j < d; ++j) {
             const T qj = R_h[j] / (h[j] + eps * sign1(h[j]));
             const T r_n = (T(1) - a[d + j]) * a[2 * d + j] * qj + S1;  // n = tanh(p): R(p) = R(n)
             r_b[j] = a[d + j] * hp[j] * qj + S1;
             coef_p[j] = r_n / (z[2 * d + j] + eps * sign1(z[2 * d + j]));
         }
+#endif
         // p = W_in x + b_in + q, q = r * s: epsilon rule, N = in + d; q's share goes to s.
         T S3 = 0;
-        for (int j = 0; j < d; ++j) S3 += (D.b[2 * d + j] + eps * sign1(z[2 * d + j])) * coef_p[j];
-        S3 = bf * S3 / T(in + d);
+        if (bf != T(0)) {
+            for (int j = 0; j < d; ++j) S3 += (D.b[2 * d + j] + eps * sign1(z[2 * d + j])) * coef_p[j];
+            S3 = bf * S3 / T(in + d);
+        }
         q.s2[s] = S3;
         // s = W_hn h_prev + b_hn: epsilon rule, N = d.
-        T S4 = 0;
+#if defined(TEXTLRP_SIMD)
+        for (int j = 0; j < d; j += S::W) {
+            const bool part = j + S::W > d;
+            const auto m = S::mask(part ? d - j : 0);
+            auto load = [&](const T* p) { return part ? S::load(p + j, m) : S::load(p + j); };
+            const V sj = load(zh + 2 * d);
+            const V c = vdiv<T>(load(a) * sj * load(coef_p) + S3, stab(sj));
+            part ? S::store(coef_s + j, c, m) : S::store(coef_s + j, c);
+        }
+#else
         for (int j = 0; j < d; ++j) {
             const T sj = zh[2 * d + j];
             const T r_s = a[j] * sj * coef_p[j] + S3;
             coef_s[j] = r_s / (sj + eps * sign1(sj));
-            S4 += (D.b_hh[2 * d + j] + eps * sign1(sj)) * coef_s[j];
         }
-        q.S = bf * S4 / T(d);
+#endif
+        T S4 = 0;
+        if (bf != T(0)) {
+            for (int j = 0; j < d; ++j) S4 += (D.b_hh[2 * d + j] + eps * sign1(zh[2 * d + j])) * coef_s[j];
+            S4 = bf * S4 / T(d);
+        }
+        q.S = S4;
         return coef_s;
     }
 
@@ -130,7 +190,10 @@ struct Gru {
         const T* r_b = q.work.data() + d;
         T* rh = q.carry_h.data();
         const T S4 = q.S;
-        for (int j = 0; j < d; ++j) rh[j] = (h_prev ? h_prev[j] * q.tmp[j] : T(0)) + S4 + r_b[j];
+        if (h_prev)
+            for (int j = 0; j < d; ++j) rh[j] = h_prev[j] * q.tmp[j] + S4 + r_b[j];
+        else
+            for (int j = 0; j < d; ++j) rh[j] = T(0) + S4 + r_b[j];
     }
 
     static T rest(const Seq<T>& q, int d) {

@@ -33,12 +33,13 @@ struct Lstm {
     static T* projection(DirState<T>& ds, bool keep_zx) { return keep_zx ? ds.zx.data() : ds.z.data(); }
 
     // Row that accumulates W_hh h_prev at step s: the full pre-activation, seeded with zx.
-    static T* recurrent_row(const Dir& D, DirState<T>& ds, int s, const T* zx) {
+    static T* recurrent_row(const Dir& D, DirState<T>& ds, int s, const T* zx, bool) {
         const std::size_t n = G * std::size_t(D.d);
         T* z = ds.z.data() + s * n;
         if (zx != z) std::memcpy(z, zx, sizeof(T) * n);
         return z;
     }
+    static const T* recurrent_bias(const Dir&) { return nullptr; }  // the product accumulates
 
     static void activate(const Dir& D, DirState<T>& ds, int s, const T*) {
         const int d = D.d;
@@ -49,6 +50,34 @@ struct Lstm {
         T* tc = ds.tc.data() + std::size_t(s) * d;
         T* h = ds.h.data() + std::size_t(s) * d;
         const T* c_prev = s ? c - d : nullptr;
+#if defined(TEXTLRP_SIMD)
+        // Two passes over the step, a vector at a time: the four gates (independent
+        // polynomial chains, which the core overlaps), then the cell and the output.
+        using S = Simd<T>;
+        using V = typename S::V;
+        for (int j = 0; j < d; j += S::W) {
+            const bool part = j + S::W > d;
+            const auto m = S::mask(part ? d - j : 0);
+            auto load = [&](const T* p) { return part ? S::load(p + j, m) : S::load(p + j); };
+            auto store = [&](T* p, V v) { part ? S::store(p + j, v, m) : S::store(p + j, v); };
+            store(a, vsigmoid<T>(load(z)));
+            store(a + d, vsigmoid<T>(load(z + d)));
+            store(a + 2 * d, vtanh<T>(load(z + 2 * d)));
+            store(a + 3 * d, vsigmoid<T>(load(z + 3 * d)));
+        }
+        for (int j = 0; j < d; j += S::W) {
+            const bool part = j + S::W > d;
+            const auto m = S::mask(part ? d - j : 0);
+            auto load = [&](const T* p) { return part ? S::load(p + j, m) : S::load(p + j); };
+            auto store = [&](T* p, V v) { part ? S::store(p + j, v, m) : S::store(p + j, v); };
+            const V ig = load(a) * load(a + 2 * d);
+            const V cv = c_prev ? load(a + d) * load(c_prev) + ig : ig;
+            const V t = vtanh<T>(cv);
+            store(c, cv);
+            store(tc, t);
+            store(h, load(a + 3 * d) * t);
+        }
+#else
         sigmoid_inplace(z, a, 2 * d);
         tanh_inplace(z + 2 * d, a + 2 * d, d);
         sigmoid_inplace(z + 3 * d, a + 3 * d, d);
@@ -58,6 +87,7 @@ struct Lstm {
         }
         tanh_inplace(c, tc, d);
         for (int j = 0; j < d; ++j) h[j] = a[3 * d + j] * tc[j];
+#endif
     }
 
     // Makes row s of `to` a copy of row s of `from` (the state a recomputation starts from).
@@ -96,6 +126,65 @@ struct Lstm {
         const T* z = ds.z.data() + std::size_t(s) * n;
         const T* c = ds.c.data() + std::size_t(s) * d;
         const T* cp = s ? c - d : q.zeros.data();
+#if defined(TEXTLRP_SIMD)
+        using S = Simd<T>;
+        using V = typename S::V;
+        const V veps = S::set1(eps);
+        auto stab = [&](V y) { return y + veps * sign1v<T>(y); };
+        // h = o * tanh(c): all of R(h) goes to c. Then c = f * c_prev + i * g: epsilon rule,
+        // identity weights counted as dense, N = 2d; its stabiliser share S needs all of
+        // R(c) first (a second pass), and is 0 without bias_factor.
+        T S1 = 0;
+        if (bf != T(0)) {
+            V acc = S::set1(T(0));
+            for (int j = 0; j < d; j += S::W) {
+                const bool part = j + S::W > d;
+                const auto m = S::mask(part ? d - j : 0);
+                auto load = [&](const T* p) { return part ? S::load(p + j, m) : S::load(p + j); };
+                const V r = load(rc) + (load(r_out) + load(rh));
+                part ? S::store(rc + j, r, m) : S::store(rc + j, r);
+                const V cv = load(c), sj = sign1v<T>(cv);
+                acc = acc + vdiv<T>(veps * sj, cv + veps * sj) * r;
+            }
+            S1 = bf * hsum<T>(acc) / T(2 * d);
+        }
+        const V vS = S::set1(S1);
+        // R(c) -> f * c_prev (to c_prev, through the rule) and i * g (to g and, with gates,
+        // to i and f); g's pre-activation and the gates' -> x_t and h_prev, epsilon rule,
+        // N = in + d: coefficient rows here, their stabiliser share S2 in q.s2[s].
+        V acc2 = S::set1(T(0));
+        for (int j = 0; j < d; j += S::W) {
+            const bool part = j + S::W > d;
+            const auto m = S::mask(part ? d - j : 0);
+            auto load = [&](const T* p) { return part ? S::load(p + j, m) : S::load(p + j); };
+            auto store = [&](T* p, V v) { part ? S::store(p + j, v, m) : S::store(p + j, v); };
+            // lanes past d hold the stabiliser shares: kept out of the sums
+            auto keep = [&](V v) { return part ? S::keep(v, m) : v; };
+            const V r = bf != T(0) ? load(rc) : load(rc) + (load(r_out) + load(rh));
+            const V qj = vdiv<T>(r, stab(load(c)));
+            const V f = load(a + d), i = load(a), g = load(a + 2 * d), cpv = load(cp);
+            V r_fc = f * cpv * qj, r_ig = i * g * qj;
+            if (bf != T(0)) r_fc = r_fc + vS, r_ig = r_ig + vS;
+            const V r_cp = Rule::template vshare<T>(f, cpv, veps) * r_fc;
+            const V r_g = Rule::template vshare<T>(i, g, veps) * r_ig;
+            store(rc, r_cp);
+            const V zg = load(z + 2 * d), cg = vdiv<T>(r_g, stab(zg));
+            store(coef + 2 * d, cg);
+            if (Rule::gates) {
+                const V zi = load(z), zf = load(z + d);
+                const V ci = vdiv<T>(r_ig - r_g, stab(zi)), cf = vdiv<T>(r_fc - r_cp, stab(zf));
+                store(coef, ci);
+                store(coef + d, cf);
+                if (bf != T(0)) {
+                    acc2 = acc2 + keep((load(D.b.data()) + veps * sign1v<T>(zi)) * ci);
+                    acc2 = acc2 + keep((load(D.b.data() + d) + veps * sign1v<T>(zf)) * cf);
+                }
+            }
+            if (bf != T(0)) acc2 = acc2 + keep((load(D.b.data() + 2 * d) + veps * sign1v<T>(zg)) * cg);
+        }
+        q.s2[s] = bf != T(0) ? bf * hsum<T>(acc2) / T(in + d) : T(0);
+        return coef + first_row<Rule>(d);
+#else
         // h = o * tanh(c): all of R(h) goes to c.
         for (int j = 0; j < d; ++j) rc[j] += r_out[j] + rh[j];
         // c = f * c_prev + i * g: epsilon rule, identity weights counted as dense, N = 2d.
@@ -129,6 +218,7 @@ struct Lstm {
         for (int r = first; r < first + rows; ++r) S2 += (D.b[r] + eps * sign1(z[r])) * coef[r];
         q.s2[s] = bf * S2 / T(in + d);
         return coef + first;
+#endif
     }
 
     // R(h_prev) from the h-side product q.tmp = W_hh^T coef.
@@ -137,7 +227,10 @@ struct Lstm {
         const T* h_prev = s ? ds.h.data() + std::size_t(s - 1) * d : nullptr;
         T* rh = q.carry_h.data();
         const T S2 = q.s2[s];
-        for (int j = 0; j < d; ++j) rh[j] = (h_prev ? h_prev[j] * q.tmp[j] : T(0)) + S2;
+        if (h_prev)
+            for (int j = 0; j < d; ++j) rh[j] = h_prev[j] * q.tmp[j] + S2;
+        else
+            for (int j = 0; j < d; ++j) rh[j] = T(0) + S2;
     }
 
     // Relevance left at the initial states after the first step: h_0 and c_0.

@@ -1,125 +1,139 @@
-// Matrix kernels: small register-blocked products, exact IEEE, sums in a fixed order.
+// Matrix kernels: register-tiled products, exact IEEE, sums in a fixed order.
 #pragma once
 // Included by the per-ISA translation units only (passes.cpp): everything here lives in the
 // namespace of the instruction set being compiled.
 #include <algorithm>
-#include <cmath>
 #include <cstddef>
 #include <cstdint>
-#include <cstring>
-#include <vector>
+
+#include "simd.hpp"
 
 namespace textlrp {
 namespace TEXTLRP_ISA {
 namespace {
 
-// Y[S, N] += X[S, K] * M[K, N], all row-major with signed row strides (a negative ldx or
-// ldy walks a sequence backwards). Register-blocked: up to eight rows of Y and two vectors
-// of columns stay in registers while K is walked, so each row of M is loaded once per
-// block of rows. Every Y[s, j] is summed over k in order, so results do not depend on S.
-#if defined(__GNUC__)
-// R rows of Y, NV vectors of VB bytes from column j on, accumulated over all K.
-// Fused multiply-adds are safe here (the build turns them off elsewhere): these explicit
-// vector blocks always cover the same columns, whatever the alignment of the buffers.
+// Y[s] += X[s] * M for S rows given by pointers (rows of different sequences, or of
+// different steps), M [K, N] row-major with leading dimension ldm. With `bias`, Y[s] =
+// bias + X[s] * M instead (Y is only written).
+//
+// Every Y[s, j] is y + x[s,0] m[0,j] + x[s,1] m[1,j] + ... in this order, one fused
+// multiply-add (or a multiply and an add, without FMA) per k: the same arithmetic whatever
+// S, the row's place among the S rows, or the column's place in a tile. So results do not
+// depend on how sequences are grouped, i.e. on the thread count or the batch.
+//
+// Tiling: a panel of NV*W columns (W lanes a vector) is walked for all rows, R rows at a
+// time, with R x NV accumulators in registers over all of K; the panel of M (K x NV*W)
+// stays in L1 while the row blocks pass over it, so M is read from L2 once per call.
+#if defined(TEXTLRP_SIMD)
 #if defined(__clang__)
-#define TEXTLRP_FMA_FUNCTION
-#define TEXTLRP_FMA_BODY _Pragma("clang fp contract(fast)")
+#define TEXTLRP_UNROLL _Pragma("unroll")
 #else
-#define TEXTLRP_FMA_FUNCTION __attribute__((optimize("fp-contract=fast")))
-#define TEXTLRP_FMA_BODY
+#define TEXTLRP_UNROLL _Pragma("GCC unroll 16")
 #endif
-template <class T, int R, int NV, int VB>
-TEXTLRP_FMA_FUNCTION inline void gemm_block(int K, const T* const* x, const T* M,
-                                            std::ptrdiff_t ldm, T* const* y, int j) {
-    TEXTLRP_FMA_BODY
-    typedef T V __attribute__((vector_size(VB), aligned(sizeof(T)), may_alias));
-    constexpr int W = VB / int(sizeof(T));
+#if defined(__AVX512F__)
+constexpr int kRows = 8;  // 32 vector registers: 8 x 3 accumulators, 3 panel vectors
+#else
+constexpr int kRows = 4;  // 16 vector registers: 4 x 3 accumulators, 3 panel vectors
+#endif
+constexpr int kVecs = 3;
+
+template <class T, int R, int NV, bool Tail>
+inline void gemm_tile(int K, const T* const* x, const T* m, std::ptrdiff_t ldm, T* const* y, int j,
+                      typename Simd<T>::Mask tail, const T* bias) {
+    using S = Simd<T>;
+    using V = typename S::V;
+    constexpr int W = S::W;
+    // Every loop over r and v is unrolled so that the accumulators live in registers (GCC
+    // kept them on the stack in some instantiations otherwise).
     V acc[R][NV];
-    for (int r = 0; r < R; ++r)
-        for (int v = 0; v < NV; ++v) acc[r][v] = *(const V*)(y[r] + j + v * W);
-    const T* m = M + j;
-    for (int k = 0; k < K; ++k, m += ldm) {
+    TEXTLRP_UNROLL
+    for (int r = 0; r < R; ++r) {
+        const T* init = (bias ? bias : y[r]) + j;
+        TEXTLRP_UNROLL
+        for (int v = 0; v < NV; ++v)
+            acc[r][v] = Tail && v == NV - 1 ? S::load(init + v * W, tail) : S::load(init + v * W);
+    }
+    const T* mk = m + j;
+    for (int k = 0; k < K; ++k, mk += ldm) {
         V mv[NV];
-        for (int v = 0; v < NV; ++v) mv[v] = *(const V*)(m + v * W);
+        TEXTLRP_UNROLL
+        for (int v = 0; v < NV; ++v) mv[v] = Tail && v == NV - 1 ? S::load(mk + v * W, tail) : S::load(mk + v * W);
+        TEXTLRP_UNROLL
         for (int r = 0; r < R; ++r) {
-            const T xr = x[r][k];
-            for (int v = 0; v < NV; ++v) acc[r][v] += xr * mv[v];
+            const V xr = S::set1(x[r][k]);
+            TEXTLRP_UNROLL
+            for (int v = 0; v < NV; ++v) acc[r][v] = S::fma(xr, mv[v], acc[r][v]);
         }
     }
-    for (int r = 0; r < R; ++r)
-        for (int v = 0; v < NV; ++v) *(V*)(y[r] + j + v * W) = acc[r][v];
+    TEXTLRP_UNROLL
+    for (int r = 0; r < R; ++r) {
+        TEXTLRP_UNROLL
+        for (int v = 0; v < NV; ++v) {
+            if (Tail && v == NV - 1)
+                S::store(y[r] + j + v * W, acc[r][v], tail);
+            else
+                S::store(y[r] + j + v * W, acc[r][v]);
+        }
+    }
 }
 
-// All columns of R rows: wide blocks first, then narrower vectors, then scalars.
-template <class T, int R, int NV>
-inline void gemm_rows(int K, int N, const T* const* x, const T* M, std::ptrdiff_t ldm, T* const* y) {
-    constexpr int W64 = 64 / int(sizeof(T));
-    int j = 0;
-    for (; j + NV * W64 <= N; j += NV * W64) gemm_block<T, R, NV, 64>(K, x, M, ldm, y, j);
-    for (; j + W64 <= N; j += W64) gemm_block<T, R, 1, 64>(K, x, M, ldm, y, j);
-    if (j + 32 / int(sizeof(T)) <= N) {
-        gemm_block<T, R, 1, 32>(K, x, M, ldm, y, j);
-        j += 32 / int(sizeof(T));
-    }
-    if (j + 16 / int(sizeof(T)) <= N) {
-        gemm_block<T, R, 1, 16>(K, x, M, ldm, y, j);
-        j += 16 / int(sizeof(T));
-    }
-    for (; j < N; ++j)
-        for (int r = 0; r < R; ++r) {
-            T acc = y[r][j];
-            for (int k = 0; k < K; ++k) acc += x[r][k] * M[k * ldm + j];
-            y[r][j] = acc;
-        }
+// All S rows of one panel: blocks of R rows, then the remainder in halving blocks.
+template <class T, int R, int NV, bool Tail>
+inline void gemm_panel(int S, int K, const T* const* x, const T* m, std::ptrdiff_t ldm, T* const* y,
+                       int j, typename Simd<T>::Mask tail, const T* bias) {
+    int s = 0;
+    for (; s + R <= S; s += R) gemm_tile<T, R, NV, Tail>(K, x + s, m, ldm, y + s, j, tail, bias);
+    if constexpr (R > 1)
+        if (s < S) gemm_panel<T, R / 2, NV, Tail>(S - s, K, x + s, m, ldm, y + s, j, tail, bias);
 }
 
 template <class T>
-void gemm_acc(int S, int K, int N, const T* X, std::ptrdiff_t ldx, const T* M, std::ptrdiff_t ldm,
-              T* Y, std::ptrdiff_t ldy) {
-    int s = 0;
-#if defined(__AVX512F__)  // 32 vector registers: eight rows of accumulators fit
-    for (; s + 8 <= S; s += 8) {
-        const T* x[8];
-        T* y[8];
-        for (int r = 0; r < 8; ++r) x[r] = X + (s + r) * ldx, y[r] = Y + (s + r) * ldy;
-        gemm_rows<T, 8, 2>(K, N, x, M, ldm, y);
-    }
-#endif
-    for (; s + 4 <= S; s += 4) {
-        const T* x[4] = {X + s * ldx, X + (s + 1) * ldx, X + (s + 2) * ldx, X + (s + 3) * ldx};
-        T* y[4] = {Y + s * ldy, Y + (s + 1) * ldy, Y + (s + 2) * ldy, Y + (s + 3) * ldy};
-        gemm_rows<T, 4, 2>(K, N, x, M, ldm, y);
-    }
-    for (; s < S; ++s) {
-        const T* x[1] = {X + s * ldx};
-        T* y[1] = {Y + s * ldy};
-        gemm_rows<T, 1, 4>(K, N, x, M, ldm, y);
+void gemm_ptr(int S, int K, int N, const T* const* X, const T* M, std::ptrdiff_t ldm, T* const* Y,
+              const T* bias = nullptr) {
+    using Sd = Simd<T>;
+    constexpr int W = Sd::W, NR = kVecs * W;
+    int j = 0;
+    for (; j + NR <= N; j += NR) gemm_panel<T, kRows, kVecs, false>(S, K, X, M, ldm, Y, j, Sd::mask(0), bias);
+    const int rest = N - j;
+    if (rest == 0) return;
+    const int full = rest / W, part = rest % W;
+    const typename Sd::Mask tail = Sd::mask(part);
+    // rest < 3 W columns: one to three vectors, the last one partial when part > 0
+    if (part == 0) {
+        if (full == 1) gemm_panel<T, kRows, 1, false>(S, K, X, M, ldm, Y, j, tail, bias);
+        else gemm_panel<T, kRows, 2, false>(S, K, X, M, ldm, Y, j, tail, bias);
+    } else {
+        if (full == 0) gemm_panel<T, kRows, 1, true>(S, K, X, M, ldm, Y, j, tail, bias);
+        else if (full == 1) gemm_panel<T, kRows, 2, true>(S, K, X, M, ldm, Y, j, tail, bias);
+        else gemm_panel<T, kRows, 3, true>(S, K, X, M, ldm, Y, j, tail, bias);
     }
 }
 #else
 template <class T>
-void gemm_acc(int S, int K, int N, const T* X, std::ptrdiff_t ldx, const T* M, std::ptrdiff_t ldm,
-              T* Y, std::ptrdiff_t ldy) {
+void gemm_ptr(int S, int K, int N, const T* const* X, const T* M, std::ptrdiff_t ldm, T* const* Y,
+              const T* bias = nullptr) {
     for (int s = 0; s < S; ++s)
         for (int j = 0; j < N; ++j) {
-            T acc = Y[s * ldy + j];
-            for (int k = 0; k < K; ++k) acc += X[s * ldx + k] * M[k * ldm + j];
-            Y[s * ldy + j] = acc;
+            T acc = bias ? bias[j] : Y[s][j];
+            for (int k = 0; k < K; ++k) acc += X[s][k] * M[k * ldm + j];
+            Y[s][j] = acc;
         }
 }
 #endif
 
-// Y[b] += X[b] * M for S rows given by pointers (rows of different sequences).
+// Y[S, N] += X[S, K] * M[K, N], rows with signed strides (a negative ldx or ldy walks a
+// sequence backwards); the same arithmetic as gemm_ptr.
 template <class T>
-void gemm_ptr(int S, int K, int N, const T* const* X, const T* M, std::ptrdiff_t ldm, T* const* Y) {
-    int s = 0;
-#if defined(__GNUC__)
-#if defined(__AVX512F__)
-    for (; s + 8 <= S; s += 8) gemm_rows<T, 8, 2>(K, N, X + s, M, ldm, Y + s);
-#endif
-    for (; s + 4 <= S; s += 4) gemm_rows<T, 4, 2>(K, N, X + s, M, ldm, Y + s);
-#endif
-    for (; s < S; ++s) gemm_acc(1, K, N, X[s], 0, M, ldm, Y[s], 0);
+void gemm_acc(int S, int K, int N, const T* X, std::ptrdiff_t ldx, const T* M, std::ptrdiff_t ldm,
+              T* Y, std::ptrdiff_t ldy) {
+    constexpr int chunk = 64;
+    const T* x[chunk];
+    T* y[chunk];
+    for (int s0 = 0; s0 < S; s0 += chunk) {
+        const int n = std::min(chunk, S - s0);
+        for (int r = 0; r < n; ++r) x[r] = X + (s0 + r) * ldx, y[r] = Y + (s0 + r) * ldy;
+        gemm_ptr(n, K, N, x, M, ldm, y);
+    }
 }
 
 }  // namespace

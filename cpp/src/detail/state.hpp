@@ -17,7 +17,7 @@ namespace {
 template <class T>
 struct DirState {
     std::vector<T> zx;  // [T, G*d] W_ih x + b (GRU always; LSTM first layer when occlusion reuses it)
-    std::vector<T> z;   // [T, G*d] pre-activations (GRU n rows: p = W_in x + b_in + r * s)
+    std::vector<T> z;   // [T, G*d] pre-activations (GRU: only its n rows, p = W_in x + b_in + r * s)
     std::vector<T> a;   // [T, G*d] gate activations
     std::vector<T> c;   // [T, d] LSTM cell state
     std::vector<T> tc;  // [T, d] LSTM tanh(c)
