@@ -36,6 +36,7 @@ import numpy as np
 
 from .io import _open_regular, _printable, _show
 from .model import _gate_permutation, _reorder_gates, from_arrays
+from .vocab import tokens_from_mapping
 
 __all__ = ["KerasImportError", "add_cli_arguments", "from_keras", "run_cli"]
 
@@ -788,7 +789,7 @@ def from_keras(
     if dtype is None:
         dtype = np.float64 if np.dtype(np.float64) in archive.weights.dtypes else np.float32
     if isinstance(vocab, Mapping) and conv.embedding is not None:
-        vocab = _vocab_list(vocab, int(conv.embedding.shape[0]))
+        vocab = tokens_from_mapping(vocab, int(conv.embedding.shape[0]))
     info: dict[str, Any] = {"source": "textlrp.from_keras", "keras_version": archive.keras_version,
                             "output_activation": conv.output_activation, "explained": explained}
     if source is not None:
@@ -825,21 +826,6 @@ def _save_live(model: Any) -> _Archive:
                                    f"{exc}); textlrp reads Sequential and functional models of "
                                    "built-in layers") from None
         return _read_archive(path)
-
-
-def _vocab_list(vocab: Mapping[str, int], size: int) -> list[str]:
-    tokens: list[str | None] = [None] * size
-    for tok, idx in vocab.items():
-        if isinstance(idx, bool) or not isinstance(idx, (int, np.integer)) or not 0 <= idx < size:
-            raise ValueError(f"vocab maps {tok!r} to {idx!r}, outside 0..{size - 1}")
-        if tokens[idx] is not None:
-            raise ValueError(f"vocab maps both {tokens[idx]!r} and {tok!r} to id {idx}")
-        tokens[idx] = str(tok)
-    missing = [i for i, t in enumerate(tokens) if t is None]
-    if missing:
-        raise ValueError(f"vocab dict has no token for ids {missing[:10]}"
-                         f"{' ...' if len(missing) > 10 else ''}")
-    return [t for t in tokens if t is not None]
 
 
 # --------------------------------------------------------------------------- command line

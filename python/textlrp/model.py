@@ -718,7 +718,8 @@ class Model:
 
         with ThreadPoolExecutor(max_workers=1) as engine:
             pending: tuple[Future[list[Any]], list[Any]] | None = None
-            for start, batch in _chunks(iterable, batch_size):
+            for k, batch in enumerate(batches(iterable, batch_size)):
+                start = k * batch_size
                 try:
                     slots, good, encoded = self._encode_chunk(batch, start, errors, skip_empty)
                 except Exception:
@@ -827,17 +828,16 @@ def _random_relevance(ids: np.ndarray, offsets: np.ndarray, seed: int) -> np.nda
     return (value >> np.uint64(11)).astype(np.float64) * 2.0**-53
 
 
-def _chunks(iterable: Iterable[Any], size: int) -> Iterator[tuple[int, list[Any]]]:
+def batches(iterable: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    """Lists of ``size`` consecutive items (the last one shorter), read lazily."""
     batch: list[Any] = []
-    start = 0
     for x in iterable:
         batch.append(x)
         if len(batch) == size:
-            yield start, batch
-            start += size
+            yield batch
             batch = []
     if batch:
-        yield start, batch
+        yield batch
 
 
 _SKIP = object()  # explain_corpus's slot of a skipped blank line

@@ -182,6 +182,7 @@ def from_torch(
     from torch import nn
 
     from .model import from_arrays
+    from .vocab import tokens_from_mapping
 
     if embedding is not None:
         if not isinstance(embedding, nn.Embedding):
@@ -202,18 +203,7 @@ def from_torch(
         dtype = np.float64 if probe.dtype == torch.float64 else np.float32
     if isinstance(vocab, Mapping):
         assert embedding is not None
-        size = embedding.num_embeddings
-        tokens: list[str | None] = [None] * size
-        for tok, idx in vocab.items():
-            if not isinstance(idx, (int, np.integer)) or not 0 <= idx < size:
-                raise ValueError(f"vocab maps {tok!r} to {idx!r}, outside 0..{size - 1}")
-            if tokens[idx] is not None:
-                raise ValueError(f"vocab maps both {tokens[idx]!r} and {tok!r} to id {idx}")
-            tokens[idx] = str(tok)
-        missing = [i for i, t in enumerate(tokens) if t is None]
-        if missing:
-            raise ValueError(f"vocab dict has no token for ids {missing[:10]}{' ...' if len(missing) > 10 else ''}")
-        vocab = [t for t in tokens if t is not None]
+        vocab = tokens_from_mapping(vocab, embedding.num_embeddings)
     if metadata is None:
         metadata = {"source": "textlrp.from_torch", "torch_version": torch.__version__}
     return from_arrays(

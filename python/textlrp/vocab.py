@@ -3,7 +3,7 @@ object: what turns a text into token ids (and back) for :class:`textlrp.Model`."
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -65,3 +65,20 @@ class Vocabulary:
         """(tokens, oov flags) of ids already checked to be in range."""
         tokens = [self.tokens[i] for i in ids]
         return tokens, (ids == self.unk_id) if self.unk_id >= 0 else np.zeros(len(ids), bool)
+
+
+def tokens_from_mapping(vocab: Mapping[str, int], size: int) -> list[str]:
+    """Tokens by id from a dict token -> id that covers 0..size-1 exactly once (what the
+    importers accept besides a list)."""
+    tokens: list[str | None] = [None] * size
+    for tok, idx in vocab.items():
+        if isinstance(idx, bool) or not isinstance(idx, (int, np.integer)) or not 0 <= idx < size:
+            raise ValueError(f"vocab maps {tok!r} to {idx!r}, outside 0..{size - 1}")
+        if tokens[idx] is not None:
+            raise ValueError(f"vocab maps both {tokens[idx]!r} and {tok!r} to id {idx}")
+        tokens[idx] = str(tok)
+    missing = [i for i, t in enumerate(tokens) if t is None]
+    if missing:
+        raise ValueError(f"vocab dict has no token for ids {missing[:10]}"
+                         f"{' ...' if len(missing) > 10 else ''}")
+    return [t for t in tokens if t is not None]

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from ..model import batches
 from . import flags as _flags
 from .stats import PRIOR_COUNT, Sample, SampleItem, WordStats
 
@@ -231,7 +232,7 @@ def analyze_rows(model: Any, rows: Iterable[Row], *, min_count: int = 5, top_wor
         # Tokenising is Python (holds the GIL), the engine is C++ (releases it): a worker
         # tokenises the next chunk while the engine explains this one.
         with ThreadPoolExecutor(max_workers=1) as pool:
-            chunks = _chunks(rows, batch_size)
+            chunks = batches(rows, batch_size)
             first = next(chunks, None)
             job = None if first is None else pool.submit(_tokenized, model, first)
             while job is not None:
@@ -297,17 +298,6 @@ def _label(model: Any, row: Row) -> int | None:
         where = f"line {row.line}: " if row.line is not None else ""
         raise ValueError(f"{where}unknown class {row.label!r} in the labels; the model's classes "
                          f"are {', '.join(map(repr, model.class_names))}") from None
-
-
-def _chunks(rows: Iterable[Row], size: int) -> Iterator[list[Row]]:
-    chunk: list[Row] = []
-    for row in rows:
-        chunk.append(row)
-        if len(chunk) == size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
 
 
 def _tokenized(model: Any, chunk: list[Row]) -> tuple[list[Row], list[Any]]:

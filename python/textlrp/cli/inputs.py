@@ -309,14 +309,3 @@ class _EncodedText:
     def __iter__(self) -> Iterator[bytes]:
         for line in self.stream:
             yield line.encode("utf-8", "surrogateescape")
-
-
-def chunks(rows: Iterator[Row], size: int) -> Iterator[list[Row]]:
-    chunk: list[Row] = []
-    for row in rows:
-        chunk.append(row)
-        if len(chunk) == size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk

@@ -16,7 +16,8 @@ from typing import Any, TextIO
 
 from .. import render
 from ..explanation import Prediction
-from .inputs import Row, Source, chunks, model_label
+from ..model import batches
+from .inputs import Row, Source, model_label
 from .options import PROG, UsageError, check_output_path
 
 OVERFLOW = "relevance overflowed to inf/NaN; try a larger --eps or a shorter text"
@@ -273,7 +274,7 @@ def _predict_rows(model: Any, rows: Iterator[Row], writer: Output, args: argpars
 
     with ThreadPoolExecutor(max_workers=1) as engine:
         pending: tuple[list[Row], dict[int, Any], Future[Any] | None] | None = None
-        for chunk in chunks(rows, args.batch_size):
+        for chunk in batches(rows, args.batch_size):
             encoded = {}
             for k, row in enumerate(chunk):
                 if row.error is None:

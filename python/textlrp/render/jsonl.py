@@ -5,6 +5,7 @@ record (the schema in docs/cli.md) plus ``line`` (corpus mode) and ``label``/``l
 from __future__ import annotations
 
 import json
+from typing import Any
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +20,7 @@ __all__ = ["JsonWriter", "error_record", "prediction_to_json", "to_json"]
 # One encoder for every record (json.dumps with options builds a new one per call).
 _encode = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
 
+_orjson: Any
 try:  # optional: about 5x faster on a corpus record (its floats are most of the work)
     import orjson as _orjson
 except ImportError:  # pragma: no cover - depends on the environment
