@@ -5,7 +5,6 @@ record (the schema in docs/cli.md) plus ``line`` (corpus mode) and ``label``/``l
 from __future__ import annotations
 
 import json
-from typing import Any
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
