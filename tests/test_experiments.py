@@ -112,34 +112,42 @@ def test_lrp_and_gi_worked_by_hand(model):
 
 
 class Recorder:
-    """Wraps a model: fixed relevances per sentence, and a log of every engine call."""
+    """Wraps a model: fixed relevances per sentence, and a log of every engine call (the
+    protocol calls the engine directly, past predict/explain_batch, with inputs it checked
+    once)."""
 
     def __init__(self, model, relevance):
         self.model = model
         self.relevance = {
             tuple(model.encode(s)[1].tolist()): np.array(r, float) for s, r in relevance.items()
         }
-        self.predict_calls = []
+        self.forward_calls = []
         self.targets = []
+        self._core = SimpleNamespace(forward=self._forward)
 
     def __getattr__(self, name):
         return getattr(self.model, name)
 
-    def explain_batch(self, inputs, *, target, **kwargs):
-        self.targets.extend(target)
-        return [
-            SimpleNamespace(relevance=self.relevance[tuple(np.asarray(x).tolist())]) for x in inputs
-        ]
+    def _engine_pass(self, method, params, ids, offsets, mask, targets, threads, keep, scores):
+        self.targets.extend(targets.tolist())
+        rel = np.concatenate([self.relevance[tuple(ids[a:b].tolist())]
+                              for a, b in zip(offsets[:-1], offsets[1:])])
+        return None, targets, rel, None, None, None
 
-    def predict(self, inputs, *, deleted=None, threads=None):
-        self.predict_calls.append(([np.asarray(x).tolist() for x in inputs], deleted))
-        return self.model.predict(inputs, deleted=deleted, threads=threads)
+    def _forward(self, ids, offsets, mask, threads):
+        inputs = [ids[a:b].tolist() for a, b in zip(offsets[:-1], offsets[1:])]
+        deleted = [None if mask is None else np.flatnonzero(mask[a:b]).tolist()
+                   for a, b in zip(offsets[:-1], offsets[1:])]
+        self.forward_calls.append((inputs, deleted))
+        return self.model._core.forward(ids, offsets, mask, threads)
 
     def deleted_for(self, sentence):
-        """Positions deleted at k = 1, 2, ... for one sentence (zero mode), last predict call."""
+        """The sets of positions deleted from one sentence (zero mode) in the last engine
+        call, smallest first: step k deletes one more word than step k-1, so this is the
+        order of the steps; each set is sorted (the engine takes a mask)."""
         ids = self.model.encode(sentence)[1].tolist()
-        inputs, deleted = self.predict_calls[-1]
-        return [d for x, d in zip(inputs, deleted) if x == ids]
+        inputs, deleted = self.forward_calls[-1]
+        return sorted((d for x, d in zip(inputs, deleted) if x == ids), key=len)
 
 
 CORRECT = "good the the fine the"  # pos, c = .7616+3*.0997+.4621 > 0: correct
@@ -158,10 +166,10 @@ def test_order_ties_by_position_and_one_predict_call_per_method(model):
     )
     assert (res.n_correct, res.n_false) == (1, 1)
     # correct: decreasing, ties (3, 3, 3 at 1, 2, 4) in position order
-    assert rec.deleted_for(CORRECT.split()) == [[1], [1, 2], [1, 2, 4], [1, 2, 4, 0]]
+    assert rec.deleted_for(CORRECT.split()) == [[1], [1, 2], [1, 2, 4], [0, 1, 2, 4]]
     # false: increasing, ties (-2, -2 at 1, 3) in position order
-    assert rec.deleted_for(FALSE.split()) == [[1], [1, 3], [1, 3, 0], [1, 3, 0, 2]]
-    assert len(rec.predict_calls) == 2  # the intact sentences, then all steps of lrp at once
+    assert rec.deleted_for(FALSE.split()) == [[1], [1, 3], [0, 1, 3], [0, 1, 2, 3]]
+    assert len(rec.forward_calls) == 2  # the intact sentences, then all steps of lrp at once
     assert rec.targets == [1, 0]  # true classes
 
     np.testing.assert_array_equal(deletion_order([0.0, -0.0, 1.0], decreasing=True), [2, 0, 1])
@@ -180,13 +188,13 @@ def test_forced_orders_and_predicted_target(model):
         DeletionConfig(methods=("sa",), k=2, min_length=4, order="decreasing"),
     )
     assert res.order == {"correct": "decreasing", "false": "decreasing"}
-    assert rec.deleted_for(FALSE.split()) == [[2], [2, 0]]
+    assert rec.deleted_for(FALSE.split()) == [[2], [0, 2]]
     rec = recorder(model)
     res = word_deletion(
         rec, [CORRECT.split(), FALSE.split()], ["pos", "neg"],
         DeletionConfig(methods=("sa",), k=2, min_length=4, order="increasing"),
     )
-    assert rec.deleted_for(CORRECT.split()) == [[3], [3, 0]]
+    assert rec.deleted_for(CORRECT.split()) == [[3], [0, 3]]
     # predicted target: the false sentence is explained for its predicted class (pos) and,
     # with order=auto, its words supporting that wrong prediction go first (decreasing).
     rec = recorder(model)
@@ -196,7 +204,7 @@ def test_forced_orders_and_predicted_target(model):
     )
     assert rec.targets == [1, 1]
     assert res.order == {"correct": "decreasing", "false": "decreasing"}
-    assert rec.deleted_for(FALSE.split()) == [[2], [2, 0]]
+    assert rec.deleted_for(FALSE.split()) == [[2], [0, 2]]
 
 
 def test_min_length_filter(model):
@@ -231,8 +239,8 @@ def test_remove_vs_zero_mode():
     #  k=1: "dull meh": c = -.7616+.4621 = -.2995 -> neg, still right
     #  k=2: "meh": c = .4621 -> pos, wrong;  k=3: capped at T-1 = 2 removals, "meh" again
     np.testing.assert_allclose(remove.methods["lrp"].correct, [1, 1, 0, 0])
-    inputs, deleted = rec.predict_calls[-1]
-    assert deleted is None and inputs == [[1, 2], [2]]  # k=3 repeats k=2: predicted once
+    inputs, deleted = rec.forward_calls[-1]  # the words are gone, nothing is masked
+    assert deleted == [None, None] and sorted(inputs, key=len) == [[2], [1, 2]]  # k=3 = k=2
     assert (remove.n_steps, remove.n_forward) == (3, 2)
     assert (zero.n_short, remove.n_short) == (
         0,
@@ -572,3 +580,70 @@ def test_cli_options_reach_the_protocol(model, tmp_path, capsys):
     assert d["order"] == {"correct": "increasing", "false": "increasing"}
     with pytest.raises(UsageError, match="invalid choice"):
         run_cli(["deletion", "--data", str(tsv), "--mode", "mask"])
+
+
+def _continuous_gru(rng, e=3, d=4, C=3):
+    def w(*shape):
+        return rng.normal(scale=0.8, size=shape)
+
+    layer = [{"W_ih": w(3 * d, e), "W_hh": w(3 * d, d), "b_ih": w(3 * d), "b_hh": w(3 * d)}
+             for _ in range(2)]
+    return textlrp.from_arrays(None, [layer], [{"W": w(C, 2 * d), "b": w(C)}], cell="gru",
+                               pooling="mean", dtype=np.float64)
+
+
+@pytest.mark.parametrize("mode", ["zero", "remove"])
+def test_continuous_gru_matches_naive_loop(mode):
+    """Time steps of a continuous model are deleted like words (zeroed or dropped)."""
+    rng = np.random.default_rng(11)
+    toy = _continuous_gru(rng)
+    seqs = [rng.normal(size=(int(rng.integers(3, 8)), 3)) for _ in range(40)]
+    labels = rng.integers(0, 3, size=40).tolist()
+    res = word_deletion(toy, seqs, labels,
+                        DeletionConfig(methods=("lrp", "occlusion", "random"), k=4,
+                                       min_length=3, mode=mode, random_seeds=(2,)))
+    assert 0 < res.n_correct < 40
+    for name in ("lrp", "occlusion", "random"):
+        c, f = naive_curves(toy, seqs, labels, method=name, rule="signal-take-all", k=4,
+                            mode=mode, target="true", seed=2)
+        np.testing.assert_allclose(res.methods[name].correct, c, err_msg=name)
+        np.testing.assert_allclose(res.methods[name].false, f, err_msg=name)
+
+
+def test_first_deleted_is_deletion_order_for_every_sentence():
+    """The one-sort ordering of a whole run equals deletion_order sentence by sentence:
+    ties (many, from small integers) by position, each sentence in its own direction,
+    capped per sentence."""
+    from textlrp.experiments import _first_deleted, _Packed, _steps
+
+    rng = np.random.default_rng(3)
+    lengths = rng.integers(1, 40, size=300)
+    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    rel = rng.integers(-3, 4, size=int(offsets[-1])).astype(float)
+    rel[rng.random(len(rel)) < 0.1] = -0.0  # -0.0 ties with 0.0
+    decreasing = rng.random(300) < 0.5
+    K = 6
+    cap = np.maximum(lengths - rng.integers(0, 2, size=300), 0)
+    first = _first_deleted(rel, _Packed(np.zeros(len(rel), np.int64), offsets), decreasing, K,
+                           cap)
+    steps = _steps(first)
+    for i in range(300):
+        order = deletion_order(rel[offsets[i]:offsets[i + 1]], bool(decreasing[i]))
+        c = min(K, int(cap[i]))
+        np.testing.assert_array_equal(first[i, :c], order[:c])
+        assert (first[i, c:] == -1).all()
+        for k in range(1, K + 1):
+            row = steps[i, k - 1]
+            np.testing.assert_array_equal(row[row != np.iinfo(np.int64).max],
+                                          np.sort(order[:min(k, c)]))
+
+
+def test_regression_model_is_refused():
+    rng = np.random.default_rng(0)
+    reg = textlrp.from_arrays(rng.normal(size=(5, 2)),
+                              [[{"W_ih": rng.normal(size=(8, 2)), "W_hh": rng.normal(size=(8, 2)),
+                                 "b": np.zeros(8)}]],
+                              [{"W": rng.normal(size=(1, 2)), "b": None}], dtype=np.float64)
+    assert reg.regression
+    with pytest.raises(ValueError, match="regression"):
+        word_deletion(reg, [[1, 2, 3]], [0], DeletionConfig(methods=("lrp",), min_length=1))

@@ -45,6 +45,7 @@ __all__ = [
 from .methods import DEFAULT_RULE as _DEFAULT_RULE
 from .methods import METHODS as _METHODS
 from .methods import RULES as _RULES
+from .model import _check_threads
 
 METHODS = tuple(_METHODS)  # names, from the one registry (textlrp.methods)
 RULES = tuple(_RULES)
@@ -335,100 +336,132 @@ def _chunks(n: int, size: int) -> list[slice]:
     return [slice(s, min(s + size, n)) for s in range(0, n, size)]
 
 
-def _predict(
-    model: Any, inputs: list, deleted: list | None, threads: int | None, batch_size: int
-) -> np.ndarray:
-    out = []
-    for sl in _chunks(len(inputs), batch_size):
-        scores = model.predict(
-            inputs[sl], deleted=None if deleted is None else deleted[sl], threads=threads
-        )
-        out.append(np.argmax(np.asarray(scores), axis=1))
-    return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
+# Padding of a deletion step's sorted positions: sorts after every real position.
+_NONE = np.iinfo(np.int64).max
 
 
-def _relevances(
-    model: Any,
-    ids: list[np.ndarray],
-    targets: np.ndarray,
-    *,
-    method: str,
-    rule: str | None,
-    seed: int,
-    eps: float,
-    bias_factor: float,
-    threads: int | None,
-    batch_size: int,
-    name: str,
-) -> list[np.ndarray]:
-    rel: list[np.ndarray] = []
-    for sl in _chunks(len(ids), batch_size):
-        # Each method gets its own parameters only (the API refuses the others).
-        params: dict[str, Any] = {}
-        if method == "lrp":
-            params = {"eps": eps, "bias_factor": bias_factor, "rule": rule or _DEFAULT_RULE}
-        elif method == "random":
-            params = {"seed": seed}
-        expl = model.explain_batch(
-            ids[sl],
-            method=method,
-            target=[int(t) for t in targets[sl]],
-            threads=threads,
-            keep_embedding=False,
-            **params,
-        )
-        rel.extend(np.asarray(e.relevance, dtype=np.float64) for e in expl)
-    for i, (r, x) in enumerate(zip(rel, ids)):
-        if r.shape != (len(x),):
-            raise RuntimeError(
-                f"{name}: relevance of sentence {i} has shape {r.shape}, expected ({len(x)},)"
-            )
-        if not np.all(np.isfinite(r)):
-            raise ValueError(
-                f"{name}: relevance of sentence {i} is not finite; cannot order its words"
-            )
+@dataclass
+class _Packed:
+    """The sentences of a run as the engine takes them, checked and encoded once: the flat
+    inputs (token ids, or the rows of a continuous model's inputs) and the offsets."""
+
+    x: np.ndarray
+    offsets: np.ndarray
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+    def rows(self, sentences: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The inputs of ``sentences`` (indices, repeats allowed) packed as one batch."""
+        lengths = self.lengths[sentences]
+        offsets = np.zeros(len(sentences) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        gather = np.repeat(self.offsets[sentences] - offsets[:-1], lengths)
+        gather += np.arange(offsets[-1], dtype=np.int64)
+        return self.x[gather], offsets
+
+
+def _predict(model: Any, packed: _Packed, sentences: np.ndarray, deleted: np.ndarray | None,
+             mode: str, threads: int, batch_size: int) -> np.ndarray:
+    """Predicted class of each of ``sentences`` with the positions ``deleted[j]`` (sorted,
+    padded with _NONE) zeroed (mode "zero") or dropped ("remove"). The inputs go straight to
+    the engine: they were checked once when the run encoded them."""
+    out = np.empty(len(sentences), dtype=np.int64)
+    for sl in _chunks(len(sentences), batch_size):
+        x, offsets = packed.rows(sentences[sl])
+        mask = None
+        if deleted is not None:
+            d = deleted[sl]
+            real = d != _NONE
+            mask = np.zeros(len(x), dtype=np.uint8)
+            mask[(offsets[:-1, None] + np.where(real, d, 0))[real]] = 1
+            if mode == "remove":
+                x = x[mask == 0]
+                np.cumsum(np.diff(offsets) - real.sum(axis=1), out=offsets[1:])
+                mask = None
+        scores = model._core.forward(x, offsets, mask, threads)
+        out[sl] = np.argmax(np.asarray(scores), axis=1)
+    return out
+
+
+def _relevances(model: Any, packed: _Packed, targets: np.ndarray, *, method: str,
+                params: dict[str, Any], threads: int, batch_size: int, name: str) -> np.ndarray:
+    """Relevance of every position of every sentence (flat, float64) w.r.t. ``targets``:
+    the per-position arrays only, no embedding-level arrays and no Explanation objects."""
+    rel = np.empty(len(packed.x), dtype=np.float64)
+    n = len(packed.offsets) - 1
+    for sl in _chunks(n, batch_size):
+        a, b = int(packed.offsets[sl.start]), int(packed.offsets[sl.stop])
+        x, offsets = packed.x[a:b], packed.offsets[sl.start:sl.stop + 1] - a
+        if method == "occlusion":
+            model._warn_long_occlusion(x, offsets, threads)
+        rel[a:b] = model._engine_pass(method, params, x, offsets, None, targets[sl], threads,
+                                      False, scores=False)[2]
+    bad = ~np.isfinite(rel)
+    if bad.any():
+        i = int(np.searchsorted(packed.offsets, int(np.argmax(bad)), side="right")) - 1
+        raise ValueError(f"{name}: relevance of sentence {i} is not finite; cannot order its "
+                         "words")
     return rel
 
 
-def _curve(
-    model: Any,
-    ids: list[np.ndarray],
-    orders: list[np.ndarray],
-    y: np.ndarray,
-    K: int,
-    mode: str,
-    cache: dict[tuple[int, frozenset[int]], int],
-    threads: int | None,
-    batch_size: int,
-) -> np.ndarray:
-    """hits[i, k] = sentence i is classified as y[i] after deleting its first k words of orders[i].
+def _first_deleted(rel: np.ndarray, packed: _Packed, decreasing: np.ndarray, K: int,
+                   cap: np.ndarray) -> np.ndarray:
+    """[n, K]: the first K positions of each sentence in deletion order (what
+    :func:`deletion_order` gives, for all sentences in one sort), -1 beyond ``cap``."""
+    lengths = packed.lengths
+    n, N = len(lengths), len(rel)
+    sentence = np.repeat(np.arange(n), lengths)
+    pos = np.arange(N, dtype=np.int64) - np.repeat(packed.offsets[:-1], lengths)
+    key = np.where(np.repeat(decreasing, lengths), -rel, rel)
+    # By sentence, then key, then position: ties go in position order, as deletion_order.
+    ranked = pos[np.lexsort((pos, key, sentence))]
+    j = np.arange(K)
+    first = ranked[packed.offsets[:-1, None] + np.minimum(j, lengths[:, None] - 1)]
+    return np.where(j < np.minimum(cap, K)[:, None], first, -1)
 
-    ``cache`` maps (sentence, set of deleted positions) to the predicted class; it is shared by
-    all methods of a run, since they often delete the same words first (the order of deletion
-    does not matter to the input, in either mode).
+
+def _steps(first: np.ndarray) -> np.ndarray:
+    """[n, K, K]: the positions deleted after k = 1..K deletions, sorted, padded with _NONE
+    (a sentence capped at c deletions repeats its c-th step)."""
+    K = first.shape[1]
+    k = np.arange(1, K + 1)
+    take = (np.arange(K)[None, None, :] < k[None, :, None]) & (first[:, None, :] >= 0)
+    steps = np.where(take, first[:, None, :], _NONE)
+    steps.sort(axis=2)
+    return steps
+
+
+def _curve(model: Any, packed: _Packed, first: np.ndarray, y: np.ndarray, mode: str,
+           cache: dict[bytes, int], threads: int, batch_size: int) -> np.ndarray:
+    """hits[i, k] = sentence i is classified as y[i] after deleting its first k words.
+
+    ``cache`` maps (sentence, set of deleted positions), as the bytes of the sentence index
+    and the sorted positions, to the predicted class; it is shared by all methods of a run,
+    since they often delete the same words first (the order of deletion does not matter to
+    the input, in either mode). k = 0 is stored under the empty set.
     """
-    keys: list[tuple[int, frozenset[int]]] = []
-    todo: dict[tuple[int, frozenset[int]], list[int]] = {}
-    for i, (x, order) in enumerate(zip(ids, orders)):
-        # Never delete more words than there are; remove mode keeps at least one token.
-        cap = len(x) if mode == "zero" else len(x) - 1
-        for k in range(1, K + 1):
-            gone = order[: min(k, cap)].tolist()
-            key = (i, frozenset(gone))
-            keys.append(key)
-            if key not in cache and key not in todo:
-                todo[key] = gone
-    if todo:
-        if mode == "zero":
-            inputs: list = [ids[i] for i, _ in todo]
-            deleted: list | None = list(todo.values())
-        else:
-            inputs = [np.delete(ids[i], gone) for (i, _), gone in todo.items()]
-            deleted = None
-        cache.update(zip(todo, _predict(model, inputs, deleted, threads, batch_size).tolist()))
-    pred0 = np.array([cache[(i, frozenset())] for i in range(len(ids))])
-    preds = np.array([cache[key] for key in keys]).reshape(len(ids), K)
-    return np.concatenate([pred0[:, None], preds], axis=1) == y[:, None]
+    n, K = first.shape
+    steps = _steps(first).reshape(n * K, K)
+    rows = np.concatenate([np.repeat(np.arange(n, dtype=np.int64), K)[:, None], steps], axis=1)
+    unique, inverse = np.unique(rows, axis=0, return_inverse=True)
+    keys = [r.tobytes() for r in unique]
+    todo = np.array([j for j, key in enumerate(keys) if key not in cache], dtype=np.int64)
+    if len(todo):
+        pred = _predict(model, packed, unique[todo, 0], unique[todo, 1:], mode, threads,
+                        batch_size)
+        cache.update(zip([keys[j] for j in todo], pred.tolist()))
+    preds = np.array([cache[key] for key in keys], dtype=np.int64)[inverse.reshape(-1)]
+    intact = np.array([cache[key] for key in _intact_keys(n, K)], dtype=np.int64)
+    return np.concatenate([intact[:, None], preds.reshape(n, K)], axis=1) == y[:, None]
+
+
+def _intact_keys(n: int, K: int) -> list[bytes]:
+    """The cache keys of the n intact sentences (nothing deleted)."""
+    rows = np.full((n, K + 1), _NONE, dtype=np.int64)
+    rows[:, 0] = np.arange(n)
+    return [r.tobytes() for r in rows]
 
 
 def _accuracy(hits: np.ndarray, subset: np.ndarray) -> np.ndarray:
@@ -573,33 +606,43 @@ def word_deletion(
     seeds = list(cfg.random_seeds)
     K, min_length, target, order, mode = cfg.k, cfg.min_length, cfg.target, cfg.order, cfg.mode
 
+    if getattr(model, "regression", False):
+        raise ValueError("word deletion measures classification accuracy; a regression model "
+                         "has no classes")
+    threads_given, threads = threads, _check_threads(threads)
+
     timing: dict[str, float] = {}
     t = time.perf_counter()
     y_all = np.array([_resolve_label(model, lab) for lab in labels], dtype=np.int64)
-    ids_all = [np.asarray(model.encode(x)[1], dtype=np.int64) for x in sentences]
-    keep = [i for i, x in enumerate(ids_all) if len(x) >= min_length]
+    inputs = [model._ids(x) for x in sentences]  # checked once; the engine reads them as they are
+    keep = [i for i, x in enumerate(inputs) if len(x) >= min_length]
     if not keep:
         raise ValueError(
             f"none of the {len(sentences)} sentences has at least min_length={min_length} tokens"
         )
-    ids = [ids_all[i] for i in keep]
+    lengths = np.array([len(inputs[i]) for i in keep], dtype=np.int64)
+    offsets = np.zeros(len(keep) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    packed = _Packed(np.concatenate([inputs[i] for i in keep]), offsets)
+    del inputs
+    n = len(keep)
     y = y_all[keep]
     timing["encode"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    pred0 = _predict(model, ids, None, threads, batch_size)
+    pred0 = _predict(model, packed, np.arange(n), None, mode, threads, batch_size)
     timing["predict_intact"] = time.perf_counter() - t
     correct = pred0 == y
-    cache: dict[tuple[int, frozenset[int]], int] = {
-        (i, frozenset()): int(p) for i, p in enumerate(pred0)
-    }
+    cache: dict[bytes, int] = dict(zip(_intact_keys(n, K), pred0.tolist()))
     targets = y if target == "true" else pred0
     decreasing = {
         "correct": order in ("auto", "decreasing"),
         "false": order == "decreasing" or (order == "auto" and target == "predicted"),
     }
-    lengths = np.array([len(x) for x in ids])
-    n_short = int(np.sum(lengths < K) if mode == "zero" else np.sum(lengths <= K))
+    per_sentence = np.where(correct, decreasing["correct"], decreasing["false"])
+    # Never delete more words than there are; remove mode keeps at least one token.
+    cap = lengths if mode == "zero" else lengths - 1
+    n_short = int(np.sum(cap < K))
 
     results: dict[str, MethodCurves] = {}
     n_steps = 0
@@ -616,27 +659,18 @@ def word_deletion(
         curves_c, curves_f = [], []
         for seed in seeds if method == "random" else [0]:
             t = time.perf_counter()
-            rel = _relevances(
-                model,
-                ids,
-                targets,
-                method=method,
-                rule=rule,
-                seed=seed,
-                eps=cfg.eps,
-                bias_factor=cfg.bias_factor,
-                threads=threads,
-                batch_size=batch_size,
-                name=name,
-            )
+            if method == "lrp":
+                params = model._method_params(method, cfg.eps, cfg.bias_factor, rule, None)
+            else:
+                params = model._method_params(method, None, None, None,
+                                              seed if method == "random" else None)
+            rel = _relevances(model, packed, targets, method=method, params=params,
+                              threads=threads, batch_size=batch_size, name=name)
+            first = _first_deleted(rel, packed, per_sentence, K, cap)
             t_rel += time.perf_counter() - t
-            orders = [
-                deletion_order(r, decreasing["correct" if c else "false"])
-                for r, c in zip(rel, correct)
-            ]
             t = time.perf_counter()
-            hits = _curve(model, ids, orders, y, K, mode, cache, threads, batch_size)
-            n_steps += len(ids) * K
+            hits = _curve(model, packed, first, y, mode, cache, threads, batch_size)
+            n_steps += n * K
             t_pred += time.perf_counter() - t
             curves_c.append(_accuracy(hits, correct))
             curves_f.append(_accuracy(hits, ~correct))
@@ -672,13 +706,13 @@ def word_deletion(
         "eps": cfg.eps,
         "bias_factor": cfg.bias_factor,
         "rules": {n: s[1] for n, s in specs.items() if s[0] == "lrp"},
-        "threads": threads,
+        "threads": threads_given,
         "batch_size": int(batch_size),
     }
     return DeletionResult(
         k=list(range(K + 1)),
         n_sentences=len(sentences),
-        n_used=len(ids),
+        n_used=n,
         n_correct=int(correct.sum()),
         n_false=int((~correct).sum()),
         n_short=n_short,
@@ -688,7 +722,7 @@ def word_deletion(
         seconds=time.perf_counter() - t_start,
         timing=timing,
         n_steps=n_steps,
-        n_forward=len(cache) - len(ids),
+        n_forward=len(cache) - n,
     )
 
 

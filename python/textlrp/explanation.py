@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from .tokenize import display_token
+from .tokenize import _DISPLAY, display_token
 
 __all__ = ["Explanation", "ExplanationError", "Prediction", "json_ready"]
 
@@ -66,15 +66,22 @@ def json_ready(v: Any) -> Any:
     return str(v)
 
 
+def _softmax_list(scores: Any) -> list[float]:
+    """Softmax as plain floats. In Python for the few classes of a record (numpy's per-call
+    overhead was a tenth of a corpus line's time); non-finite scores give NaN, no warning."""
+    s = scores.tolist() if type(scores) is np.ndarray else [float(v) for v in scores]
+    top = max(s)
+    if math.isfinite(top) and math.isfinite(min(s)):
+        e = [math.exp(v - top) for v in s]
+        total = sum(e)
+        return [v / total for v in e]
+    with np.errstate(invalid="ignore"):
+        a = np.exp(np.asarray(s) - top)
+        return (a / np.sum(a)).tolist()
+
+
 def _softmax(scores: Any) -> np.ndarray:
-    s = np.asarray(scores, dtype=np.float64)
-    top = s.max()
-    if math.isfinite(top) and math.isfinite(s.min()):  # once per corpus record: no errstate
-        e = np.exp(s - top)
-        return e / e.sum()
-    with np.errstate(invalid="ignore"):  # non-finite scores give NaN, not a warning
-        e = np.exp(s - top)
-        return e / np.sum(e)
+    return np.array(_softmax_list(scores), dtype=np.float64)
 
 
 @dataclass(frozen=True)
@@ -204,13 +211,14 @@ class Explanation:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict, the schema of docs/cli.md (non-finite numbers become None)."""
+        tokens = list(map(str, self.tokens))
         return {
             "text": self.text,
-            "tokens": list(map(str, self.tokens)),
-            "display": list(map(display_token, map(str, self.tokens))),
+            "tokens": tokens,
+            "display": [_DISPLAY.get(t, t) for t in tokens],  # display_token, inlined
             "relevance": _floats(self.relevance),
             "scores": _floats(self.scores),
-            "probabilities": None if self.regression else _floats(self.probabilities),
+            "probabilities": None if self.regression else _floats(_softmax_list(self.scores)),
             "regression": self.regression,
             "class_names": list(map(str, self.class_names)),
             # a regression model's prediction is its output value
@@ -270,13 +278,14 @@ class Prediction:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (non-finite numbers become None)."""
         prediction = self.prediction
+        tokens = list(map(str, self.tokens))
         return {
             "text": self.text,
-            "tokens": list(map(str, self.tokens)),
-            "display": list(map(display_token, map(str, self.tokens))),
+            "tokens": tokens,
+            "display": [_DISPLAY.get(t, t) for t in tokens],  # display_token, inlined
             "oov": _bools(self.oov),
             "scores": _floats(self.scores),
-            "probabilities": _floats(self.probabilities),
+            "probabilities": _floats(_softmax_list(self.scores)),
             "class_names": list(map(str, self.class_names)),
             "prediction": prediction,
             "prediction_name": str(self.class_names[prediction]),

@@ -15,6 +15,7 @@ from . import _core
 from .explanation import Explanation, ExplanationError, StageLayout
 from .methods import DEFAULT_RULE, METHODS, RULES, check_method, check_rule
 from .spec import CELLS, Attention, Dense, Direction, ModelSpec, Recurrent
+from .tokenize import tokenize as _tokenize
 from .vocab import Vocabulary
 
 if TYPE_CHECKING:  # loaded by explain_corpus, not by every command's start
@@ -318,11 +319,9 @@ class Model:
         return self._lowercase
 
     def tokenize(self, text: str) -> list[str]:
-        from .tokenize import tokenize
-
         if self.vocabulary is not None:
             return self.vocabulary.tokenize(text)
-        return tokenize(text, lowercase=self.lowercase)
+        return _tokenize(text, lowercase=self.lowercase)
 
     def encode(self, x: TokensLike) -> Encoding:
         """The :class:`Encoding` (tokens, ids, out-of-vocabulary flags) of one input: a text,
@@ -606,25 +605,10 @@ class Model:
         if not encoded:
             return []
         ids, offsets, mask = self._pack([e.ids for e in encoded], deleted)
-        core = self._core
-        emb: np.ndarray | None = None
-        rest: np.ndarray | None = None
-        totals: np.ndarray | None = None
-        if method == "lrp":
-            scores, used, rel, emb, rest, totals = core.lrp(
-                ids, offsets, mask, targets, params["eps"], params["bias_factor"], params["rule"],
-                threads, keep_embedding)
-        elif method in ("sa", "gi"):
-            scores, used, emb, sa, gi = core.gradient(ids, offsets, mask, targets, threads,
-                                                       keep_embedding)
-            rel = sa if method == "sa" else gi
-        elif method == "occlusion":
+        if method == "occlusion":
             self._warn_long_occlusion(ids, offsets, threads)
-            scores, used, rel = core.occlusion(ids, offsets, mask, targets, threads)
-        else:
-            scores = core.forward(ids, offsets, mask, threads)
-            used = np.where(targets >= 0, targets, np.argmax(scores, axis=1))
-            rel = _random_relevance(_row_keys(ids), offsets, params["seed"]).astype(self.dtype)
+        scores, used, rel, emb, rest, totals = self._engine_pass(
+            method, params, ids, offsets, mask, targets, threads, keep_embedding)
         # Which inputs came out non-finite (the epsilon rule divides at every step; huge
         # weights overflow products): reported per input, never silently.
         finite = np.logical_and.reduceat(np.isfinite(rel), offsets[:-1])
@@ -633,21 +617,52 @@ class Model:
             finite &= np.isfinite(rest)
         if emb is not None:
             finite &= np.logical_and.reduceat(np.isfinite(emb).all(axis=1), offsets[:-1])
-        predictions = np.argmax(scores, axis=1)  # regression: 0, the one output
+        # Per-input values as Python lists, read once per batch (not one numpy call each).
+        predictions = np.argmax(scores, axis=1).tolist()  # regression: 0, the one output
+        used_l, finite_l = used.tolist(), finite.tolist()
+        rests = [None] * n if rest is None else rest.tolist()
+        bounds = offsets.tolist()
+        continuous, names, layout = self.continuous, self.class_names, self._stages
         out = []
         for k, (tokens, tok_ids, oov) in enumerate(encoded):
-            a, b = offsets[k], offsets[k + 1]
+            a, b = bounds[k], bounds[k + 1]
+            x = inputs[k]
             out.append(Explanation(
-                tokens=tokens, ids=np.arange(b - a) if self.continuous else tok_ids,
-                relevance=rel[a:b], scores=scores[k], class_names=self.class_names,
-                prediction=int(predictions[k]), target=int(used[k]), method=method, oov=oov,
-                text=inputs[k] if isinstance(inputs[k], str) else None,
-                regression=self.regression, rest=None if rest is None else float(rest[k]),
-                embedding_relevance=None if emb is None else emb[a:b], params=dict(params),
-                overflow=not bool(finite[k]),
-                stage_totals=None if totals is None else totals[k], stage_layout=self._stages,
+                tokens=tokens, ids=np.arange(b - a) if continuous else tok_ids,
+                relevance=rel[a:b], scores=scores[k], class_names=names,
+                prediction=predictions[k], target=used_l[k], method=method, oov=oov,
+                text=x if isinstance(x, str) else None, regression=self.regression,
+                rest=rests[k], embedding_relevance=None if emb is None else emb[a:b],
+                params=dict(params), overflow=not finite_l[k],
+                stage_totals=None if totals is None else totals[k], stage_layout=layout,
             ))
         return out
+
+    def _engine_pass(self, method: str, params: dict[str, Any], ids: np.ndarray,
+                     offsets: np.ndarray, mask: np.ndarray | None, targets: np.ndarray,
+                     threads: int, keep_embedding: bool, scores: bool = True) -> tuple[Any, ...]:
+        """One engine call of ``method`` over a packed, checked batch: (scores, targets used,
+        per-position relevance, embedding-level relevance or None, rest or None, stage totals
+        or None). The one place that maps a method onto the engine, for explain_batch and
+        the experiments. ``scores=False`` lets "random" skip its forward pass when every
+        target is given (its scores are then None)."""
+        core = self._core
+        if method == "lrp":
+            return core.lrp(ids, offsets, mask, targets, params["eps"], params["bias_factor"],
+                            params["rule"], threads, keep_embedding)
+        if method in ("sa", "gi"):
+            out, used, emb, sa, gi = core.gradient(ids, offsets, mask, targets, threads,
+                                                   keep_embedding)
+            return out, used, sa if method == "sa" else gi, emb, None, None
+        if method == "occlusion":
+            out, used, rel = core.occlusion(ids, offsets, mask, targets, threads)
+            return out, used, rel, None, None, None
+        rel = _random_relevance(_row_keys(ids), offsets, params["seed"]).astype(self.dtype)
+        if not scores and bool(np.all(targets >= 0)):
+            return None, targets, rel, None, None, None
+        out = core.forward(ids, offsets, mask, threads)
+        used = np.where(targets >= 0, targets, np.argmax(out, axis=1))
+        return out, used, rel, None, None, None
 
     def _warn_long_occlusion(self, ids: np.ndarray, offsets: np.ndarray, threads: int) -> None:
         lengths = np.diff(offsets)

@@ -7,6 +7,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from .tokenize import tokenize as _tokenize
+
 
 class Vocabulary:
     """Tokens by id, the unknown-word token and the tokenizer settings (``lowercase``).
@@ -36,9 +38,7 @@ class Vocabulary:
                 f"lowercase={self.lowercase}>")
 
     def tokenize(self, text: str) -> list[str]:
-        from .tokenize import tokenize
-
-        return tokenize(text, lowercase=self.lowercase)
+        return _tokenize(text, lowercase=self.lowercase)
 
     def normalise(self, tokens: Sequence[str]) -> list[str]:
         """Given tokens as the vocabulary spells them (lowercased if it is)."""
@@ -46,6 +46,9 @@ class Vocabulary:
 
     def lookup(self, tokens: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """(ids, oov flags); ValueError for an unknown token without an unknown-word token."""
+        found = list(map(self.index.get, tokens))  # once per corpus line: the plain case first
+        if None not in found:
+            return np.array(found, dtype=np.int64), np.zeros(len(found), dtype=bool)
         ids = np.empty(len(tokens), dtype=np.int64)
         oov = np.zeros(len(tokens), dtype=bool)
         index, unk = self.index, self.unk_id
