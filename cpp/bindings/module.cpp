@@ -9,9 +9,15 @@
 #include <climits>
 #include <cmath>
 #include <cstring>
+#include <atomic>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -232,6 +238,78 @@ std::pair<py::object, T*> input_rows(bool keep, const BatchData<T>& d, int e) {
     return {std::move(a), ptr};
 }
 
+
+// A pass ready to run: the arrays it returns and the kernel that fills them. The kernel
+// reads only private copies of the inputs and the immutable model, and writes only into
+// arrays nothing else can reach yet, so it runs without the GIL.
+struct Job {
+    py::object outputs;
+    std::function<void()> kernel;
+};
+
+// A pass running on a thread of its own while Python goes on (``background=True``):
+// explain_corpus tokenises the next batch and writes the previous one meanwhile. The
+// thread never takes the GIL, so the engine is not held up by Python code and Python is
+// not interrupted to hand the GIL over. ``result()`` waits (without the GIL) and returns
+// what the pass returns when called directly, or raises its error.
+class Pending {
+public:
+    Pending(py::object model, Job job) : model_(std::move(model)), outputs_(std::move(job.outputs)) {
+        thread_ = std::thread([this, kernel = std::move(job.kernel)]() {
+            try {
+                kernel();
+            } catch (...) {
+                error_ = std::current_exception();
+            }
+            done_.store(true);
+        });
+    }
+    Pending(const Pending&) = delete;
+    Pending& operator=(const Pending&) = delete;
+    ~Pending() {
+        // Never leave the thread running into freed arrays: wait for it, letting other
+        // Python threads run meanwhile when this one holds the GIL.
+        if (PyGILState_Check()) {
+            py::gil_scoped_release release;
+            join();
+        } else {
+            join();
+        }
+    }
+
+    py::object result() {
+        {
+            py::gil_scoped_release release;
+            join();
+        }
+        if (error_) std::rethrow_exception(error_);
+        return outputs_;
+    }
+    bool done() const { return done_.load(); }
+
+private:
+    void join() {
+        std::lock_guard<std::mutex> lock(join_mutex_);  // result() may be called from two threads
+        if (thread_.joinable()) thread_.join();
+    }
+
+    py::object model_;  // keeps the weights the kernel reads alive
+    py::object outputs_;
+    std::exception_ptr error_;
+    std::atomic<bool> done_{false};
+    std::mutex join_mutex_;
+    std::thread thread_;
+};
+
+py::object run(py::object self, Job job, bool background) {
+    if (background) return py::cast(std::make_unique<Pending>(std::move(self), std::move(job)));
+    {
+        py::gil_scoped_release release;
+        job.kernel();
+    }
+    return job.outputs;
+}
+
 template <class T>
 void register_model(py::module_& mod, const char* name) {
     using M = Model<T>;
@@ -245,23 +323,24 @@ void register_model(py::module_& mod, const char* name) {
         .def_property_readonly("stage_count", &M::stage_count)
         .def(
             "forward",
-            [](const M& m, py::handle inputs, py::handle offsets, py::handle deleted, int threads) {
+            [](py::object self, py::handle inputs, py::handle offsets, py::handle deleted, int threads,
+               bool background) {
+                const M& m = self.cast<const M&>();
                 check_threads(threads);
-                BatchData<T> d = take_batch(m, inputs, offsets, deleted, py::none());
-                auto scores = empty<T>({d.n(), m.n_classes()});
+                auto d = std::make_shared<BatchData<T>>(take_batch(m, inputs, offsets, deleted, py::none()));
+                auto scores = empty<T>({d->n(), m.n_classes()});
                 T* s = scores.mutable_data();
-                {
-                    // Safe: the kernels read only the private copies and the immutable model.
-                    py::gil_scoped_release release;
-                    forward(m, d.batch(), threads, s);
-                }
-                return scores;
+                return run(self, {scores, [&m, d, threads, s]() { forward(m, d->batch(), threads, s); }},
+                           background);
             },
-            py::arg("inputs"), py::arg("offsets"), py::arg("deleted") = py::none(), py::arg("threads") = 1)
+            py::arg("inputs"), py::arg("offsets"), py::arg("deleted") = py::none(), py::arg("threads") = 1,
+            py::kw_only(), py::arg("background") = false)
         .def(
             "lrp",
-            [](const M& m, py::handle inputs, py::handle offsets, py::handle deleted, py::handle targets,
-               double eps, double bias_factor, const std::string& rule, int threads, bool keep_embedding) {
+            [](py::object self, py::handle inputs, py::handle offsets, py::handle deleted, py::handle targets,
+               double eps, double bias_factor, const std::string& rule, int threads, bool keep_embedding,
+               bool background) {
+                const M& m = self.cast<const M&>();
                 check_threads(threads);
                 // eps = 0 would divide by exactly-zero pre-activations (a deleted word in a
                 // model without biases); a tiny eps such as 1e-12 gives the plain z-rule.
@@ -277,65 +356,72 @@ void register_model(py::module_& mod, const char* name) {
                 if (p.rule != Rule::signal_take_all && m.has(Cell::gru))
                     throw std::invalid_argument("rule '" + rule + "' is defined for LSTM cells only; "
                                                 "models with GRU layers take signal-take-all");
-                BatchData<T> d = take_batch(m, inputs, offsets, deleted, targets);
-                auto scores = empty<T>({d.n(), m.n_classes()});
-                auto tout = empty<std::int64_t>({d.n()});
-                auto rel = empty<T>({d.n_tokens()});
-                auto rest = empty<T>({d.n()});
-                auto [emb, emb_ptr] = input_rows<T>(keep_embedding, d, m.input_size);
-                auto totals = empty<T>({d.n(), py::ssize_t(m.stage_count())});
+                auto d = std::make_shared<BatchData<T>>(take_batch(m, inputs, offsets, deleted, targets));
+                auto scores = empty<T>({d->n(), m.n_classes()});
+                auto tout = empty<std::int64_t>({d->n()});
+                auto rel = empty<T>({d->n_tokens()});
+                auto rest = empty<T>({d->n()});
+                auto [emb, emb_ptr] = input_rows<T>(keep_embedding, *d, m.input_size);
+                auto totals = empty<T>({d->n(), py::ssize_t(m.stage_count())});
                 T *s = scores.mutable_data(), *r = rel.mutable_data(), *re = rest.mutable_data();
-                T* tot = totals.mutable_data();
+                T *tot = totals.mutable_data(), *e = emb_ptr;
                 std::int64_t* to = tout.mutable_data();
-                {
-                    py::gil_scoped_release release;  // see forward
-                    lrp(m, d.batch(), d.target_ptr(), p, threads, s, to, r, emb_ptr, re, tot);
-                }
-                return py::make_tuple(scores, tout, rel, emb, rest, totals);
+                return run(self,
+                           {py::make_tuple(scores, tout, rel, emb, rest, totals),
+                            [&m, d, p, threads, s, to, r, e, re, tot]() {
+                                lrp(m, d->batch(), d->target_ptr(), p, threads, s, to, r, e, re, tot);
+                            }},
+                           background);
             },
             py::arg("inputs"), py::arg("offsets"), py::arg("deleted") = py::none(),
             py::arg("targets") = py::none(), py::arg("eps") = 1e-3, py::arg("bias_factor") = 0.0,
-            py::arg("rule") = "signal-take-all", py::arg("threads") = 1, py::arg("keep_embedding") = true)
+            py::arg("rule") = "signal-take-all", py::arg("threads") = 1, py::arg("keep_embedding") = true,
+            py::kw_only(), py::arg("background") = false)
         .def(
             "gradient",
-            [](const M& m, py::handle inputs, py::handle offsets, py::handle deleted, py::handle targets,
-               int threads, bool keep_embedding) {
+            [](py::object self, py::handle inputs, py::handle offsets, py::handle deleted, py::handle targets,
+               int threads, bool keep_embedding, bool background) {
+                const M& m = self.cast<const M&>();
                 check_threads(threads);
-                BatchData<T> d = take_batch(m, inputs, offsets, deleted, targets);
-                auto scores = empty<T>({d.n(), m.n_classes()});
-                auto tout = empty<std::int64_t>({d.n()});
-                auto sa = empty<T>({d.n_tokens()});
-                auto gi = empty<T>({d.n_tokens()});
-                auto [grad, grad_ptr] = input_rows<T>(keep_embedding, d, m.input_size);
+                auto d = std::make_shared<BatchData<T>>(take_batch(m, inputs, offsets, deleted, targets));
+                auto scores = empty<T>({d->n(), m.n_classes()});
+                auto tout = empty<std::int64_t>({d->n()});
+                auto sa = empty<T>({d->n_tokens()});
+                auto gi = empty<T>({d->n_tokens()});
+                auto [grad, grad_ptr] = input_rows<T>(keep_embedding, *d, m.input_size);
                 T *s = scores.mutable_data(), *psa = sa.mutable_data(), *pgi = gi.mutable_data();
+                T* g = grad_ptr;
                 std::int64_t* to = tout.mutable_data();
-                {
-                    py::gil_scoped_release release;  // see forward
-                    gradient(m, d.batch(), d.target_ptr(), threads, s, to, grad_ptr, psa, pgi);
-                }
-                return py::make_tuple(scores, tout, grad, sa, gi);
+                return run(self,
+                           {py::make_tuple(scores, tout, grad, sa, gi),
+                            [&m, d, threads, s, to, g, psa, pgi]() {
+                                gradient(m, d->batch(), d->target_ptr(), threads, s, to, g, psa, pgi);
+                            }},
+                           background);
             },
             py::arg("inputs"), py::arg("offsets"), py::arg("deleted") = py::none(),
-            py::arg("targets") = py::none(), py::arg("threads") = 1, py::arg("keep_embedding") = true)
+            py::arg("targets") = py::none(), py::arg("threads") = 1, py::arg("keep_embedding") = true,
+            py::kw_only(), py::arg("background") = false)
         .def(
             "occlusion",
-            [](const M& m, py::handle inputs, py::handle offsets, py::handle deleted, py::handle targets,
-               int threads) {
+            [](py::object self, py::handle inputs, py::handle offsets, py::handle deleted, py::handle targets,
+               int threads, bool background) {
+                const M& m = self.cast<const M&>();
                 check_threads(threads);
-                BatchData<T> d = take_batch(m, inputs, offsets, deleted, targets);
-                auto scores = empty<T>({d.n(), m.n_classes()});
-                auto tout = empty<std::int64_t>({d.n()});
-                auto drop = empty<T>({d.n_tokens()});
+                auto d = std::make_shared<BatchData<T>>(take_batch(m, inputs, offsets, deleted, targets));
+                auto scores = empty<T>({d->n(), m.n_classes()});
+                auto tout = empty<std::int64_t>({d->n()});
+                auto drop = empty<T>({d->n_tokens()});
                 T *s = scores.mutable_data(), *dr = drop.mutable_data();
                 std::int64_t* to = tout.mutable_data();
-                {
-                    py::gil_scoped_release release;  // see forward
-                    occlusion(m, d.batch(), d.target_ptr(), threads, s, to, dr);
-                }
-                return py::make_tuple(scores, tout, drop);
+                return run(self,
+                           {py::make_tuple(scores, tout, drop),
+                            [&m, d, threads, s, to, dr]() { occlusion(m, d->batch(), d->target_ptr(), threads, s, to, dr); }},
+                           background);
             },
             py::arg("inputs"), py::arg("offsets"), py::arg("deleted") = py::none(),
-            py::arg("targets") = py::none(), py::arg("threads") = 1);
+            py::arg("targets") = py::none(), py::arg("threads") = 1, py::kw_only(),
+            py::arg("background") = false);
 }
 
 }  // namespace
@@ -347,5 +433,8 @@ PYBIND11_MODULE(_core, m) {
     m.attr("RULES") = py::make_tuple("signal-take-all", "prop", "half", "abs");
     m.attr("CELLS") = py::make_tuple("lstm", "gru");
     m.attr("POOLINGS") = py::make_tuple("last", "mean", "max", "attention");
+    py::class_<Pending>(m, "Pending", "An engine pass started with background=True.")
+        .def("result", &Pending::result, "Wait for the pass (without the GIL); its return value, or its error.")
+        .def("done", &Pending::done, "Whether the pass has finished.");
     m.def("isa", &isa_name, "Instruction set the kernels use on this CPU (set TEXTLRP_ISA to force one).");
 }

@@ -7,7 +7,7 @@ import os
 import time
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any, NamedTuple, Union
+from typing import Any, NamedTuple, Union
 
 import numpy as np
 
@@ -17,9 +17,6 @@ from .methods import DEFAULT_RULE, METHODS, RULES, check_method, check_rule
 from .spec import CELLS, Attention, Dense, Direction, ModelSpec, Recurrent
 from .tokenize import tokenize as _tokenize
 from .vocab import Vocabulary
-
-if TYPE_CHECKING:  # loaded by explain_corpus, not by every command's start
-    from concurrent.futures import Future
 
 if tuple(RULES) != tuple(_core.RULES) or tuple(CELLS) != tuple(_core.CELLS):
     raise ImportError("textlrp's compiled core does not match its Python registries; reinstall")
@@ -519,15 +516,22 @@ class Model:
         token lists, id lists or :class:`Encoding` objects (used as they are, not encoded
         again). ``deleted[k]`` lists positions of input k whose embedding is replaced by
         zeros (a list or 1-D integer array per input, or None)."""
+        return self._start_predict(inputs, deleted=deleted, threads=threads).result()
+
+    def _start_predict(self, inputs: Any, *, deleted: Any = None, threads: int | None = None,
+                       background: bool = False) -> Any:
+        """predict, started: ``.result()`` gives the scores. With ``background=True`` the
+        engine runs on its own thread while the caller goes on (the command line's corpus
+        loop tokenises the next chunk meanwhile)."""
         inputs = self._as_inputs(inputs)
         threads = _check_threads(threads)
         if deleted is not None:
             _check_deleted(deleted, len(inputs))
         seqs = [self._ids(x) for x in inputs]
         if not seqs:
-            return np.zeros((0, self.n_classes), dtype=self.dtype)
+            return _Started(np.zeros((0, self.n_classes), dtype=self.dtype))
         ids, offsets, mask = self._pack(seqs, deleted)
-        return self._core.forward(ids, offsets, mask, threads)
+        return _Started(self._core.forward(ids, offsets, mask, threads, background=background))
 
     def explain(self, x: TokensLike, *, method: str = "lrp", target: TargetLike = None,
                 eps: float | None = None, bias_factor: float | None = None,
@@ -591,24 +595,41 @@ class Model:
     def _explain_encoded(self, inputs: Sequence[Any], encoded: list[Encoding], *, method: str,
                          params: dict[str, Any], target: Any, deleted: Any, threads: int,
                          keep_embedding: bool = True) -> list[Any]:
+        return self._start_encoded(inputs, encoded, method=method, params=params, target=target,
+                                   deleted=deleted, threads=threads,
+                                   keep_embedding=keep_embedding).result()
+
+    def _start_encoded(self, inputs: Sequence[Any], encoded: list[Encoding], *, method: str,
+                       params: dict[str, Any], target: Any, deleted: Any, threads: int,
+                       keep_embedding: bool = True, background: bool = False) -> _Started:
+        """The engine pass of explain_batch over checked encodings, started (in the
+        background if asked); ``.result()`` builds the Explanations."""
         if _is_all(target):
             # Every class of every input in one engine call: each encoding C times.
             C = self.n_classes
-            flat = self._explain_encoded(
+            flat = self._start_encoded(
                 [x for x in inputs for _ in range(C)], [e for e in encoded for _ in range(C)],
                 method=method, params=params, target=list(range(C)) * len(encoded),
                 deleted=None if deleted is None else [p for p in deleted for _ in range(C)],
-                threads=threads, keep_embedding=keep_embedding)
-            return [flat[k:k + C] for k in range(0, len(flat), C)]
+                threads=threads, keep_embedding=keep_embedding, background=background)
+            return _Started(flat, lambda exps: [exps[k:k + C] for k in range(0, len(exps), C)])
         n = len(encoded)
         targets = self._targets(target, n)
         if not encoded:
-            return []
+            return _Started([])
         ids, offsets, mask = self._pack([e.ids for e in encoded], deleted)
         if method == "occlusion":
             self._warn_long_occlusion(ids, offsets, threads)
-        scores, used, rel, emb, rest, totals = self._engine_pass(
-            method, params, ids, offsets, mask, targets, threads, keep_embedding)
+        started = self._start_pass(method, params, ids, offsets, mask, targets, threads,
+                                   keep_embedding, background=background)
+        return _Started(started, lambda raw: self._explanations(inputs, encoded, method, params,
+                                                                offsets, raw))
+
+    def _explanations(self, inputs: Sequence[Any], encoded: list[Encoding], method: str,
+                      params: dict[str, Any], offsets: np.ndarray, raw: tuple[Any, ...]
+                      ) -> list[Explanation]:
+        scores, used, rel, emb, rest, totals = raw
+        n = len(encoded)
         # Which inputs came out non-finite (the epsilon rule divides at every step; huge
         # weights overflow products): reported per input, never silently.
         finite = np.logical_and.reduceat(np.isfinite(rel), offsets[:-1])
@@ -643,26 +664,38 @@ class Model:
                      threads: int, keep_embedding: bool, scores: bool = True) -> tuple[Any, ...]:
         """One engine call of ``method`` over a packed, checked batch: (scores, targets used,
         per-position relevance, embedding-level relevance or None, rest or None, stage totals
-        or None). The one place that maps a method onto the engine, for explain_batch and
-        the experiments. ``scores=False`` lets "random" skip its forward pass when every
-        target is given (its scores are then None)."""
-        core = self._core
+        or None). ``scores=False`` lets "random" skip its forward pass when every target is
+        given (its scores are then None)."""
+        return self._start_pass(method, params, ids, offsets, mask, targets, threads,
+                                keep_embedding, scores=scores).result()
+
+    def _start_pass(self, method: str, params: dict[str, Any], ids: np.ndarray,
+                    offsets: np.ndarray, mask: np.ndarray | None, targets: np.ndarray,
+                    threads: int, keep_embedding: bool, scores: bool = True,
+                    background: bool = False) -> _Started:
+        """_engine_pass, started: the one place that maps a method onto the engine."""
+        core, bg = self._core, {"background": background}
         if method == "lrp":
-            return core.lrp(ids, offsets, mask, targets, params["eps"], params["bias_factor"],
-                            params["rule"], threads, keep_embedding)
+            return _Started(core.lrp(ids, offsets, mask, targets, params["eps"],
+                                     params["bias_factor"], params["rule"], threads,
+                                     keep_embedding, **bg))
         if method in ("sa", "gi"):
-            out, used, emb, sa, gi = core.gradient(ids, offsets, mask, targets, threads,
-                                                   keep_embedding)
-            return out, used, sa if method == "sa" else gi, emb, None, None
+            pick = 3 if method == "sa" else 4
+            return _Started(core.gradient(ids, offsets, mask, targets, threads, keep_embedding,
+                                          **bg),
+                            lambda r: (r[0], r[1], r[pick], r[2], None, None))
         if method == "occlusion":
-            out, used, rel = core.occlusion(ids, offsets, mask, targets, threads)
-            return out, used, rel, None, None, None
+            return _Started(core.occlusion(ids, offsets, mask, targets, threads, **bg),
+                            lambda r: (r[0], r[1], r[2], None, None, None))
         rel = _random_relevance(_row_keys(ids), offsets, params["seed"]).astype(self.dtype)
         if not scores and bool(np.all(targets >= 0)):
-            return None, targets, rel, None, None, None
-        out = core.forward(ids, offsets, mask, threads)
-        used = np.where(targets >= 0, targets, np.argmax(out, axis=1))
-        return out, used, rel, None, None, None
+            return _Started((None, targets, rel, None, None, None))
+
+        def finish(out: np.ndarray) -> tuple[Any, ...]:
+            used = np.where(targets >= 0, targets, np.argmax(out, axis=1))
+            return out, used, rel, None, None, None
+
+        return _Started(core.forward(ids, offsets, mask, threads, **bg), finish)
 
     def _warn_long_occlusion(self, ids: np.ndarray, offsets: np.ndarray, threads: int) -> None:
         lengths = np.diff(offsets)
@@ -729,26 +762,25 @@ class Model:
         if not _is_all(target):
             self._targets(target, 0)
         keep_embedding = bool(explain_kwargs.get("keep_embedding", True))
-        from concurrent.futures import ThreadPoolExecutor
-
-        with ThreadPoolExecutor(max_workers=1) as engine:
-            pending: tuple[Future[list[Any]], list[Any]] | None = None
-            for k, batch in enumerate(batches(iterable, batch_size)):
-                start = k * batch_size
-                try:
-                    slots, good, encoded = self._encode_chunk(batch, start, errors, skip_empty)
-                except Exception:
-                    if pending is not None:
-                        yield from _fill(*pending)
-                    raise
-                job = engine.submit(self._explain_encoded, good, encoded, method=method,
-                                    params=params, target=target, deleted=None, threads=threads,
-                                    keep_embedding=keep_embedding)
+        # The engine explains a batch on its own thread (it never needs the GIL) while this
+        # one tokenises the next batch and hands out the previous one's results.
+        pending: tuple[_Started, list[Any]] | None = None
+        for k, batch in enumerate(batches(iterable, batch_size)):
+            start = k * batch_size
+            try:
+                slots, good, encoded = self._encode_chunk(batch, start, errors, skip_empty)
+            except Exception:
                 if pending is not None:
                     yield from _fill(*pending)
-                pending = (job, slots)
+                raise
+            job = self._start_encoded(good, encoded, method=method, params=params, target=target,
+                                      deleted=None, threads=threads,
+                                      keep_embedding=keep_embedding, background=True)
             if pending is not None:
                 yield from _fill(*pending)
+            pending = (job, slots)
+        if pending is not None:
+            yield from _fill(*pending)
 
     def _encode_chunk(self, batch: list[Any], start: int, errors: str, skip_empty: bool
                       ) -> tuple[list[Any], list[Any], list[Encoding]]:
@@ -858,7 +890,24 @@ def batches(iterable: Iterable[Any], size: int) -> Iterator[list[Any]]:
 _SKIP = object()  # explain_corpus's slot of a skipped blank line
 
 
-def _fill(job: Future[list[Any]], slots: list[Any]) -> Iterator[Any]:
+class _Started:
+    """An engine call under way (a ``_core.Pending``), done (its value), or another _Started,
+    and what turns its value into the caller's: ``result()`` waits, then finishes."""
+
+    __slots__ = ("_finish", "_value")
+
+    def __init__(self, value: Any, finish: Any = None) -> None:
+        self._value = value
+        self._finish = finish
+
+    def result(self) -> Any:
+        value = self._value
+        if isinstance(value, (_Started, _core.Pending)):
+            value = value.result()
+        return value if self._finish is None else self._finish(value)
+
+
+def _fill(job: _Started, slots: list[Any]) -> Iterator[Any]:
     """The chunk's results in input order: explanations where the slot is free, the error
     records where it holds one, nothing for a skipped line."""
     explained = iter(job.result())

@@ -256,11 +256,11 @@ def _explain_rows(model: Any, rows: Iterator[Row], writer: Output, args: argpars
 
 def _predict_rows(model: Any, rows: Iterator[Row], writer: Output, args: argparse.Namespace,
                   progress: Progress) -> None:
-    """Chunks of rows, overlapped: while the engine (without the GIL) scores one chunk, the
-    next is tokenised and the one before is written; at most three chunks are held."""
-    from concurrent.futures import Future, ThreadPoolExecutor
+    """Chunks of rows, overlapped: while the engine scores one chunk on its own thread (it
+    never needs the GIL), the next is tokenised and the one before is written; at most three
+    chunks are held."""
 
-    def write(chunk: list[Row], encoded: dict[int, Any], job: Future[Any] | None) -> None:
+    def write(chunk: list[Row], encoded: dict[int, Any], job: Any) -> None:
         by_key = dict(zip(encoded, job.result())) if job is not None else {}
         class_names = list(model.class_names)
         for k, row in enumerate(chunk):
@@ -272,21 +272,20 @@ def _predict_rows(model: Any, rows: Iterator[Row], writer: Output, args: argpars
                                               class_names))
         progress.update(len(chunk))
 
-    with ThreadPoolExecutor(max_workers=1) as engine:
-        pending: tuple[list[Row], dict[int, Any], Future[Any] | None] | None = None
-        for chunk in batches(rows, args.batch_size):
-            encoded = {}
-            for k, row in enumerate(chunk):
-                if row.error is None:
-                    try:
-                        encoded[k] = model.encode(row.text)
-                    except (ValueError, TypeError, IndexError, LookupError) as exc:
-                        row.error = str(exc)
-            # predict takes the Encodings as they are: the tokens are not looked up again.
-            job = engine.submit(model.predict, list(encoded.values()),
-                                threads=args.threads) if encoded else None
-            if pending is not None:
-                write(*pending)
-            pending = (chunk, encoded, job)
+    pending: tuple[list[Row], dict[int, Any], Any] | None = None
+    for chunk in batches(rows, args.batch_size):
+        encoded = {}
+        for k, row in enumerate(chunk):
+            if row.error is None:
+                try:
+                    encoded[k] = model.encode(row.text)
+                except (ValueError, TypeError, IndexError, LookupError) as exc:
+                    row.error = str(exc)
+        # The Encodings are taken as they are: the tokens are not looked up again.
+        job = model._start_predict(list(encoded.values()), threads=args.threads,
+                                   background=True) if encoded else None
         if pending is not None:
             write(*pending)
+        pending = (chunk, encoded, job)
+    if pending is not None:
+        write(*pending)
