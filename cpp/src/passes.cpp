@@ -549,7 +549,9 @@ void Group<T>::occlusion(Seq<T>& q, std::int64_t target, const std::uint8_t* del
 // The first layer's direction k of the block's variants: variant v restarts at step s0 from
 // the base state at s0 - 1, with the bias alone as input projection at s0 (x_t = 0) and the
 // base run's projections after it (keep_input_projection). Step s multiplies the variants
-// that have started by then.
+// that have started by then. Nothing reads a variant's first-layer states but the next
+// step, so each keeps two rows (the previous step's in row 0, the current one in row 1)
+// and writes its outputs to y as they come: O(T * out) per variant, not O(T * G * d).
 template <class T>
 template <class C>
 void Group<T>::occlude_direction(Seq<T>& q, Seq<T>* const* block, const int* where, int nv,
@@ -565,28 +567,31 @@ void Group<T>::occlude_direction(Seq<T>& q, Seq<T>* const* block, const int* whe
         s0[v] = k == 0 ? where[v] : len - 1 - where[v];
         first = std::min(first, s0[v]);
         auto& as = block[v]->alt[0].dirs[k];
-        C::reserve(as, len, d, false);
-        if (s0[v] > 0) C::carry_state(bs, as, s0[v] - 1, d);
+        C::reserve(as, 2, d, false);
+        if (s0[v] > 0) C::carry_state(bs, s0[v] - 1, as, 0, d);
     }
     const T* zx_base = C::projection(q.base[0].dirs[k], true);
     SeqPtr live[capacity];  // the variants that have started by step s
     const T* zx[capacity];
     for (int s = first; s < len; ++s) {
+        const int row = s > 0 ? 1 : 0;  // 0 only for a first step without a previous state
         int na = 0;
         for (int v = 0; v < nv; ++v) {
             if (s0[v] > s) continue;  // not started: the base run holds its states
             auto& as = block[v]->alt[0].dirs[k];
             zx[na] = s == s0[v] ? D.b.data() : zx_base + s * n;  // x_t = 0: the bias alone
-            xs_[na] = s > 0 ? as.h.data() + std::size_t(s - 1) * d : nullptr;
-            ys_[na] = C::recurrent_row(D, as, s, zx[na], s > 0);
+            xs_[na] = as.h.data();  // row 0: the previous step's h (unused at s = 0)
+            ys_[na] = C::recurrent_row(D, as, row, zx[na], s > 0);
             live[na++] = block[v];
         }
         if (s > 0) gemm_ptr(na, d, int(n), xs_, D.W_hh_t.data(), n, ys_, C::recurrent_bias(D));
         for (int b = 0; b < na; ++b) {
             auto& alt0 = live[b]->alt[0];
-            C::activate(D, alt0.dirs[k], s, zx[b]);
+            auto& as = alt0.dirs[k];
+            C::activate(D, as, row, zx[b]);
             std::memcpy(alt0.y.data() + std::size_t(position(s, len, k)) * out + off,
-                        alt0.dirs[k].h.data() + std::size_t(s) * d, sizeof(T) * d);
+                        as.h.data() + std::size_t(row) * d, sizeof(T) * d);
+            if (row == 1) C::carry_state(as, 1, as, 0, d);  // the previous state of step s + 1
         }
     }
 }
