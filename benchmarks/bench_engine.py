@@ -21,9 +21,12 @@ Model: random bidirectional LSTM, e = d = 60, 5 classes, vocabulary 20,000 (the 
 default SST model).  Sentences: token ids drawn at random, lengths drawn from the SST test set
 when ../shared/data/sst is there (else a lognormal fit to it, mean ~19 tokens).
 
+The method table: LRP, gradient x input (GI) and occlusion (OCC: one forward pass per token,
+the occluded copies of a sentence in lock step) of textlrp against the baselines below.
+
 Baselines:
 - reference: tests/reference.py, the plain per-sentence numpy code (timed on --ref-n sentences,
-  rate extrapolated);
+  rate extrapolated; for OCC, reference.occlusion: one full forward pass per token);
 - numpy batched: the same maths vectorised over a padded batch (reference.batch_lrp /
   batch_gradient; sentences sorted by length, batches of 250, to keep padding small; timed on
   --baseline-n sentences, as is torch);
@@ -424,7 +427,7 @@ def main(argv=None):
 
     for t in thread_counts:
         for dtype, model in (("float64", model64), ("float32", model32)):
-            for what, method in (("LRP", "lrp"), ("GI", "gi")):
+            for what, method in (("LRP", "lrp"), ("GI", "gi"), ("OCC", "occlusion")):
                 add(what, "textlrp", dtype, t, rate(
                     lambda model=model, method=method, t=t: model.explain_batch(
                         batch, method=method, threads=t), args.n, repeat=2))
@@ -434,6 +437,7 @@ def main(argv=None):
     impl = f"numpy per sentence (reference; {len(sub)} sentences, extrapolated)"
     add("LRP", impl, "float64", 1, rate(lambda: [ref.lrp(spec, s) for s in sub], len(sub)))
     add("GI", impl, "float64", 1, rate(lambda: [ref.gradient(spec, s) for s in sub], len(sub)))
+    add("OCC", impl, "float64", 1, rate(lambda: [ref.occlusion(spec, s) for s in sub], len(sub)))
 
     base = batch[::max(1, args.n // max(1, args.baseline_n))][:args.baseline_n]
     chunks = in_batches(base, 250)

@@ -85,8 +85,8 @@ struct Gru {
 #endif
     }
 
-    static void carry_state(const DirState<T>& from, DirState<T>& to, int s, int d) {
-        std::memcpy(to.h.data() + std::size_t(s) * d, from.h.data() + std::size_t(s) * d, sizeof(T) * d);
+    static void carry_state(const DirState<T>& from, int s, DirState<T>& to, int r, int d) {
+        std::memcpy(to.h.data() + std::size_t(r) * d, from.h.data() + std::size_t(s) * d, sizeof(T) * d);
     }
 
     // ------------------------------------------------------------------ LRP

@@ -90,10 +90,11 @@ struct Lstm {
 #endif
     }
 
-    // Makes row s of `to` a copy of row s of `from` (the state a recomputation starts from).
-    static void carry_state(const DirState<T>& from, DirState<T>& to, int s, int d) {
-        std::memcpy(to.h.data() + std::size_t(s) * d, from.h.data() + std::size_t(s) * d, sizeof(T) * d);
-        std::memcpy(to.c.data() + std::size_t(s) * d, from.c.data() + std::size_t(s) * d, sizeof(T) * d);
+    // Makes row r of `to` a copy of row s of `from`: the state a recomputation starts from
+    // (the next step reads it as its previous state when it is the row just before).
+    static void carry_state(const DirState<T>& from, int s, DirState<T>& to, int r, int d) {
+        std::memcpy(to.h.data() + std::size_t(r) * d, from.h.data() + std::size_t(s) * d, sizeof(T) * d);
+        std::memcpy(to.c.data() + std::size_t(r) * d, from.c.data() + std::size_t(s) * d, sizeof(T) * d);
     }
 
     // ------------------------------------------------------------------ LRP

@@ -39,7 +39,7 @@ struct Seq {
     int len = 0;
     std::vector<T> x0;                    // [T, input_size] first-layer input
     std::vector<LayerState<T>> base;      // states of the input as given
-    std::vector<LayerState<T>> alt;       // scratch for occlusion
+    std::vector<LayerState<T>> alt;       // states of an occluded variant (occlusion)
     std::vector<std::vector<T>> head_in;  // input of each dense layer (head_in[0]: pooled features)
     std::vector<std::vector<T>> head_y;   // pre-activation of each dense layer
     std::vector<T> u, alpha;              // attention: tanh(W y_t + b) [T, A], weights [T]
