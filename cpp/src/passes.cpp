@@ -504,10 +504,11 @@ void Group<T>::grad_direction(Seq<T>* const* g, int G, std::size_t l, std::size_
 // One variant per position, each a sequence of its own (variants_, alt states): the
 // variants of up to `capacity` consecutive positions run in lock step, so that each
 // recurrent step is one matrix product over all of them instead of a matrix-vector product
-// per variant (8 measured faster than 4, 16 or 32). A variant's arithmetic is the same
-// whichever others share its block (gemm_ptr), so the drops do not depend on the blocks.
-// A block holds `capacity` variants of O(T * width) each, never all T of them: memory
-// stays linear in T for inputs of thousands of tokens.
+// per variant (blocks of 4 measured slower, of 16 no faster, of 32 slower on long inputs,
+// and memory grows with the block). A variant's arithmetic is the same whichever others
+// share its block (gemm_ptr), so the drops do not depend on the blocks. A block holds
+// `capacity` variants of O(T * width) each, never all T of them: memory stays linear in T
+// for inputs of thousands of tokens.
 template <class T>
 void Group<T>::occlusion(Seq<T>& q, std::int64_t target, const std::uint8_t* deleted, T* drop) {
     const T base = q.scores()[target];
