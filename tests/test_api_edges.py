@@ -296,9 +296,18 @@ def test_huge_weights_warn_at_build_and_flag_each_explanation():
 
 def test_long_occlusion_warns_with_an_estimate(model):
     long = [1] * (OCCLUSION_WARN_TOKENS + 1)
-    with pytest.warns(RuntimeWarning, match=r"O\(T\^2\).*longest has 1001.*expect about \d+ s"):
+    with pytest.warns(RuntimeWarning, match=r"O\(T\^2\).*longest has 1001.*expect about \d+ s") as w:
         exp = model.explain(long, method="occlusion")
     assert len(exp.relevance) == OCCLUSION_WARN_TOKENS + 1
+    # every entry point names the user's line, however deep the API's calls go
+    calls = [lambda: model.explain_batch([long], method="occlusion"),
+             lambda: model.explain_batch([long], method="occlusion", target="all"),
+             lambda: list(model.explain_corpus([long], method="occlusion"))]
+    for call in [None, *calls]:
+        if call is not None:
+            with pytest.warns(RuntimeWarning) as w:
+                call()
+        assert [r.filename for r in w] == [__file__]
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         model.explain([1] * OCCLUSION_WARN_TOKENS, method="occlusion")  # at the limit: quiet

@@ -128,3 +128,71 @@ def test_explain_corpus_overlaps_and_matches_explain_batch(make_random_model):
         for c, exp in enumerate(per_class):
             np.testing.assert_array_equal(exp.relevance,
                                           model.explain(s, target=c).relevance)
+
+
+def test_a_failed_start_still_hands_out_the_previous_batch(make_random_model):
+    """The next batch's pass starts while the previous one's results wait to be handed out:
+    an error at that start (here the long-occlusion warning raised as an error) comes after
+    them, as it would have without the overlap."""
+    import warnings
+
+    from textlrp.model import OCCLUSION_WARN_TOKENS
+
+    model = _model(make_random_model)
+    got = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(RuntimeWarning, match="occlusion"):
+            for exp in model.explain_corpus([[1, 2, 3], [1] * (OCCLUSION_WARN_TOKENS + 1)],
+                                            batch_size=1, method="occlusion"):
+                got.append(exp)
+    assert len(got) == 1 and list(got[0].ids) == [1, 2, 3]
+
+
+def test_explain_corpus_runs_one_engine_pass_at_a_time(make_random_model, monkeypatch):
+    """`threads` caps the cores: the next batch's pass starts only once the previous one is
+    done (while its results are handed out, the next batch is explained)."""
+    model = _model(make_random_model)
+    core = model._core
+    started = []
+
+    class Spy:
+        def __getattr__(self, name):
+            return getattr(core, name)
+
+        def lrp(self, *args, **kwargs):
+            started.append([p.done() for p in started_passes])
+            p = core.lrp(*args, **kwargs)
+            if kwargs.get("background"):
+                started_passes.append(p)
+            return p
+
+    started_passes = []
+    monkeypatch.setattr(model, "_core", Spy())
+    rng = np.random.default_rng(4)
+    seqs = random_sentences(rng, 40, 40, 1, 12)
+    got = list(model.explain_corpus(seqs, batch_size=5))
+    assert len(got) == 40 and len(started) == 8
+    assert all(all(flags) for flags in started)  # every earlier pass had finished
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs os.fork")
+def test_a_pass_started_before_fork_is_refused_in_the_child(make_random_model):
+    import os
+
+    model = _model(make_random_model)
+    ids, offsets, mask, targets = _batch(2000)
+    pending = model._core.lrp(ids, offsets, mask, targets, 1e-3, 0.0, "signal-take-all", 1,
+                              False, background=True)
+    pid = os.fork()
+    if pid == 0:  # the child: the pass's thread is not here
+        code = 1
+        try:
+            pending.result()
+        except RuntimeError as exc:
+            code = 0 if "fork" in str(exc) else 2
+        del pending  # must not try to join a thread of the parent
+        os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert len(pending.result()) == 6  # the parent's pass is unaffected

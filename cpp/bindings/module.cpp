@@ -6,10 +6,10 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <atomic>
 #include <climits>
 #include <cmath>
 #include <cstring>
-#include <atomic>
 #include <exception>
 #include <functional>
 #include <memory>
@@ -23,6 +23,14 @@
 
 #include "textlrp/engine.hpp"
 #include "textlrp/model.hpp"
+
+#if defined(_WIN32)
+#include <process.h>
+static long process_id() { return long(_getpid()); }
+#else
+#include <unistd.h>
+static long process_id() { return long(getpid()); }
+#endif
 
 namespace py = pybind11;
 using namespace textlrp;
@@ -254,8 +262,9 @@ struct Job {
 // what the pass returns when called directly, or raises its error.
 class Pending {
 public:
-    Pending(py::object model, Job job) : model_(std::move(model)), outputs_(std::move(job.outputs)) {
-        thread_ = std::thread([this, kernel = std::move(job.kernel)]() {
+    Pending(py::object model, Job job)
+        : model_(std::move(model)), outputs_(std::move(job.outputs)), pid_(process_id()) {
+        thread_ = std::make_unique<std::thread>([this, kernel = std::move(job.kernel)]() {
             try {
                 kernel();
             } catch (...) {
@@ -267,17 +276,20 @@ public:
     Pending(const Pending&) = delete;
     Pending& operator=(const Pending&) = delete;
     ~Pending() {
-        // Never leave the thread running into freed arrays: wait for it, letting other
-        // Python threads run meanwhile when this one holds the GIL.
-        if (PyGILState_Check()) {
-            py::gil_scoped_release release;
-            join();
-        } else {
-            join();
+        // Python destroys it with the GIL held. Never leave the thread running into freed
+        // arrays: wait for it, letting other Python threads run meanwhile.
+        if (forked()) {
+            (void)thread_.release();  // the thread is not in this process: nothing to join
+            return;
         }
+        py::gil_scoped_release release;
+        join();
     }
 
     py::object result() {
+        // A child of fork() has no copy of the thread: its arrays would be half written.
+        if (forked()) throw std::runtime_error("this engine pass was started before fork(); "
+                                               "start it again in this process");
         {
             py::gil_scoped_release release;
             join();
@@ -288,9 +300,10 @@ public:
     bool done() const { return done_.load(); }
 
 private:
+    bool forked() const { return process_id() != pid_; }
     void join() {
         std::lock_guard<std::mutex> lock(join_mutex_);  // result() may be called from two threads
-        if (thread_.joinable()) thread_.join();
+        if (thread_->joinable()) thread_->join();
     }
 
     py::object model_;  // keeps the weights the kernel reads alive
@@ -298,7 +311,8 @@ private:
     std::exception_ptr error_;
     std::atomic<bool> done_{false};
     std::mutex join_mutex_;
-    std::thread thread_;
+    long pid_;
+    std::unique_ptr<std::thread> thread_;
 };
 
 py::object run(py::object self, Job job, bool background) {

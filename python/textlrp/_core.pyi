@@ -1,8 +1,7 @@
 # Type stubs of the compiled engine (cpp/bindings/module.cpp). Private: use textlrp.Model.
 from collections.abc import Sequence
-from typing import TypeAlias
+from typing import Any, TypeAlias
 
-import numpy as np
 import numpy.typing as npt
 
 RULES: tuple[str, ...]  # must equal textlrp.methods.RULES (checked at import)
@@ -33,25 +32,34 @@ class _Model:
     ) -> None: ...
     def forward(
         self, inputs: npt.ArrayLike, offsets: npt.ArrayLike, deleted: npt.ArrayLike | None = None,
-        threads: int = 1,
-    ) -> np.ndarray: ...
+        threads: int = 1, *, background: bool = False,
+    ) -> Any: ...
     def lrp(
         self, inputs: npt.ArrayLike, offsets: npt.ArrayLike, deleted: npt.ArrayLike | None = None,
         targets: npt.ArrayLike | None = None, eps: float = 1e-3, bias_factor: float = 0.0,
-        rule: str = "signal-take-all", threads: int = 1, keep_embedding: bool = True,
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None, np.ndarray, np.ndarray]:
+        rule: str = "signal-take-all", threads: int = 1, keep_embedding: bool = True, *,
+        background: bool = False,
+    ) -> Any:
         """(scores [N, C], targets [N], relevance [rows], input relevance [rows, input_size] | None,
-        rest [N], stage totals [N, stage_count])"""
+        rest [N], stage totals [N, stage_count]), or with background=True a Pending of it"""
     def gradient(
         self, inputs: npt.ArrayLike, offsets: npt.ArrayLike, deleted: npt.ArrayLike | None = None,
-        targets: npt.ArrayLike | None = None, threads: int = 1, keep_embedding: bool = True,
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray, np.ndarray]:
-        """(scores, targets, gradient [n_tokens, e] | None, sa [n_tokens], gi [n_tokens])"""
+        targets: npt.ArrayLike | None = None, threads: int = 1, keep_embedding: bool = True, *,
+        background: bool = False,
+    ) -> Any:
+        """(scores, targets, gradient [n_tokens, e] | None, sa [n_tokens], gi [n_tokens]), or with
+        background=True a Pending of it"""
     def occlusion(
         self, inputs: npt.ArrayLike, offsets: npt.ArrayLike, deleted: npt.ArrayLike | None = None,
-        targets: npt.ArrayLike | None = None, threads: int = 1,
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(scores, targets, drop [n_tokens])"""
+        targets: npt.ArrayLike | None = None, threads: int = 1, *, background: bool = False,
+    ) -> Any:
+        """(scores, targets, drop [n_tokens]), or with background=True a Pending of it"""
+
+class Pending:
+    """An engine pass started with background=True, running on a thread of its own."""
+    def result(self) -> Any:
+        """Wait (without the GIL); what the direct call returns, or its error."""
+    def done(self) -> bool: ...
 
 class ModelF64(_Model): ...
 class ModelF32(_Model): ...

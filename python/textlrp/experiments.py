@@ -12,9 +12,10 @@ in Sentiment Analysis" (WASSA 2017, arXiv:1706.07206):
 * a deleted word's embedding becomes the zero vector; the sentence keeps its
   length (``mode="zero"``). ``mode="remove"`` drops the token instead.
 
-Every forward pass goes through the batched engine: for each method the inputs of all
-(sentence, k) pairs are built first and sent to ``model.predict`` in chunks of
-``batch_size``; relevances come from ``model.explain_batch``.
+The protocol talks to the engine directly, on inputs encoded and checked once: per method
+one pass for the per-word relevances (nothing else), one sort for the deletion orders of
+all sentences, and the distinct deleted inputs of all (sentence, k) pairs scored in
+chunks of ``batch_size``, shared between methods.
 """
 
 from __future__ import annotations
@@ -133,7 +134,7 @@ class DeletionResult:
     seconds: float  # whole run
     timing: dict[str, float] = field(default_factory=dict)
     n_steps: int = 0  # (sentence, k >= 1) deletion steps over all methods and seeds
-    n_forward: int = 0  # distinct deleted inputs actually sent to model.predict
+    n_forward: int = 0  # distinct deleted inputs actually run through the engine
 
     def to_dict(self) -> dict[str, Any]:
         methods = {}

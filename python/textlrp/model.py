@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 import time
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
@@ -717,7 +718,7 @@ class Model:
             f"occlusion reruns the model once per token, O(T^2) per input: {n_long} input(s) "
             f"longer than {OCCLUSION_WARN_TOKENS} tokens (the longest has {T}); expect about "
             f"{seconds:.0f} s. Split long texts, or use lrp/gi/sa (one pass each)",
-            RuntimeWarning, stacklevel=4)
+            RuntimeWarning, stacklevel=_caller_level())
 
     def explain_corpus(self, iterable: Iterable[TokensLike], *, batch_size: int = 256,
                        threads: int | None = None, errors: str = "raise",
@@ -763,7 +764,8 @@ class Model:
             self._targets(target, 0)
         keep_embedding = bool(explain_kwargs.get("keep_embedding", True))
         # The engine explains a batch on its own thread (it never needs the GIL) while this
-        # one tokenises the next batch and hands out the previous one's results.
+        # one tokenises the next batch and hands out the previous one's results. One pass at
+        # a time, so that `threads` caps the cores the engine uses.
         pending: tuple[_Started, list[Any]] | None = None
         for k, batch in enumerate(batches(iterable, batch_size)):
             start = k * batch_size
@@ -773,9 +775,16 @@ class Model:
                 if pending is not None:
                     yield from _fill(*pending)
                 raise
-            job = self._start_encoded(good, encoded, method=method, params=params, target=target,
-                                      deleted=None, threads=threads,
-                                      keep_embedding=keep_embedding, background=True)
+            if pending is not None:
+                pending[0].result()  # the previous batch's engine error, if any, comes here
+            try:
+                job = self._start_encoded(good, encoded, method=method, params=params,
+                                          target=target, deleted=None, threads=threads,
+                                          keep_embedding=keep_embedding, background=True)
+            except Exception:  # e.g. the long-occlusion warning raised as an error
+                if pending is not None:
+                    yield from _fill(*pending)
+                raise
             if pending is not None:
                 yield from _fill(*pending)
             pending = (job, slots)
@@ -892,7 +901,7 @@ _SKIP = object()  # explain_corpus's slot of a skipped blank line
 
 class _Started:
     """An engine call under way (a ``_core.Pending``), done (its value), or another _Started,
-    and what turns its value into the caller's: ``result()`` waits, then finishes."""
+    and what turns its value into the caller's: ``result()`` waits, then finishes (once)."""
 
     __slots__ = ("_finish", "_value")
 
@@ -904,7 +913,23 @@ class _Started:
         value = self._value
         if isinstance(value, (_Started, _core.Pending)):
             value = value.result()
-        return value if self._finish is None else self._finish(value)
+        if self._finish is not None:
+            value = self._finish(value)
+        self._value, self._finish = value, None
+        return value
+
+
+def _caller_level() -> int:
+    """The stacklevel of warnings.warn, called from the caller of this function, that names
+    the first frame outside textlrp: the user's line, however deep the API's call chain."""
+    frame: Any = sys._getframe(1)
+    level = 1
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+        frame, level = frame.f_back, level + 1
+    return level
+
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 
 def _fill(job: _Started, slots: list[Any]) -> Iterator[Any]:

@@ -281,9 +281,16 @@ def _predict_rows(model: Any, rows: Iterator[Row], writer: Output, args: argpars
                     encoded[k] = model.encode(row.text)
                 except (ValueError, TypeError, IndexError, LookupError) as exc:
                     row.error = str(exc)
-        # The Encodings are taken as they are: the tokens are not looked up again.
-        job = model._start_predict(list(encoded.values()), threads=args.threads,
-                                   background=True) if encoded else None
+        if pending is not None and pending[2] is not None:
+            pending[2].result()  # one pass at a time: --threads caps the engine's cores
+        try:
+            # The Encodings are taken as they are: the tokens are not looked up again.
+            job = model._start_predict(list(encoded.values()), threads=args.threads,
+                                       background=True) if encoded else None
+        except Exception:
+            if pending is not None:
+                write(*pending)
+            raise
         if pending is not None:
             write(*pending)
         pending = (chunk, encoded, job)
