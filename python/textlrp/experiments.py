@@ -395,8 +395,6 @@ def _relevances(model: Any, packed: _Packed, targets: np.ndarray, *, method: str
     for sl in _chunks(n, batch_size):
         a, b = int(packed.offsets[sl.start]), int(packed.offsets[sl.stop])
         x, offsets = packed.x[a:b], packed.offsets[sl.start:sl.stop + 1] - a
-        if method == "occlusion":
-            model._warn_long_occlusion(x, offsets, threads)
         rel[a:b] = model._engine_pass(method, params, x, offsets, None, targets[sl], threads,
                                       False, scores=False)[2]
     bad = ~np.isfinite(rel)

@@ -619,8 +619,6 @@ class Model:
         if not encoded:
             return _Started([])
         ids, offsets, mask = self._pack([e.ids for e in encoded], deleted)
-        if method == "occlusion":
-            self._warn_long_occlusion(ids, offsets, threads)
         started = self._start_pass(method, params, ids, offsets, mask, targets, threads,
                                    keep_embedding, background=background)
         return _Started(started, lambda raw: self._explanations(inputs, encoded, method, params,
@@ -676,6 +674,8 @@ class Model:
                     background: bool = False) -> _Started:
         """_engine_pass, started: the one place that maps a method onto the engine."""
         core, bg = self._core, {"background": background}
+        if method == "occlusion":
+            self._warn_long_occlusion(ids, offsets, threads)
         if method == "lrp":
             return _Started(core.lrp(ids, offsets, mask, targets, params["eps"],
                                      params["bias_factor"], params["rule"], threads,
@@ -763,33 +763,16 @@ class Model:
         if not _is_all(target):
             self._targets(target, 0)
         keep_embedding = bool(explain_kwargs.get("keep_embedding", True))
-        # The engine explains a batch on its own thread (it never needs the GIL) while this
-        # one tokenises the next batch and hands out the previous one's results. One pass at
-        # a time, so that `threads` caps the cores the engine uses.
-        pending: tuple[_Started, list[Any]] | None = None
-        for k, batch in enumerate(batches(iterable, batch_size)):
-            start = k * batch_size
-            try:
-                slots, good, encoded = self._encode_chunk(batch, start, errors, skip_empty)
-            except Exception:
-                if pending is not None:
-                    yield from _fill(*pending)
-                raise
-            if pending is not None:
-                pending[0].result()  # the previous batch's engine error, if any, comes here
-            try:
-                job = self._start_encoded(good, encoded, method=method, params=params,
-                                          target=target, deleted=None, threads=threads,
-                                          keep_embedding=keep_embedding, background=True)
-            except Exception:  # e.g. the long-occlusion warning raised as an error
-                if pending is not None:
-                    yield from _fill(*pending)
-                raise
-            if pending is not None:
-                yield from _fill(*pending)
-            pending = (job, slots)
-        if pending is not None:
-            yield from _fill(*pending)
+        chunks = (self._encode_chunk(batch, k * batch_size, errors, skip_empty)
+                  for k, batch in enumerate(batches(iterable, batch_size)))
+
+        def start(chunk: tuple[list[Any], list[Any], list[Encoding]]) -> _Started:
+            return self._start_encoded(chunk[1], chunk[2], method=method, params=params,
+                                       target=target, deleted=None, threads=threads,
+                                       keep_embedding=keep_embedding, background=True)
+
+        for (slots, _, _), job in one_behind(chunks, start):
+            yield from _fill(job, slots)
 
     def _encode_chunk(self, batch: list[Any], start: int, errors: str, skip_empty: bool
                       ) -> tuple[list[Any], list[Any], list[Encoding]]:
@@ -930,6 +913,34 @@ def _caller_level() -> int:
 
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def one_behind(chunks: Iterable[Any], start: Any) -> Iterator[tuple[Any, Any]]:
+    """(chunk, start(chunk)) pairs, each job started in the background before the previous
+    pair is handed out: the engine works on chunk k while the caller writes chunk k-1 and
+    prepares chunk k+1. One job at a time (chunk k's starts once chunk k-1's has finished),
+    so that `threads` caps the engine's cores. An error preparing or starting chunk k comes
+    after chunk k-1 has been handed out; one of chunk k-1's own job comes instead of it.
+    A job of None (nothing to run) is allowed."""
+    pending: tuple[Any, Any] | None = None
+    chunks, end = iter(chunks), object()
+    while True:
+        try:
+            chunk = next(chunks, end)
+            if chunk is end:
+                break
+            if pending is not None and pending[1] is not None:
+                pending[1].result()
+            job = start(chunk)
+        except Exception:
+            if pending is not None:
+                yield pending  # its own error, if that was the one, comes from its result()
+            raise
+        if pending is not None:
+            yield pending
+        pending = (chunk, job)
+    if pending is not None:
+        yield pending
 
 
 def _fill(job: _Started, slots: list[Any]) -> Iterator[Any]:

@@ -16,7 +16,7 @@ from typing import Any, TextIO
 
 from .. import render
 from ..explanation import Prediction
-from ..model import batches
+from ..model import batches, one_behind
 from .inputs import Row, Source, model_label
 from .options import PROG, UsageError, check_output_path
 
@@ -272,8 +272,7 @@ def _predict_rows(model: Any, rows: Iterator[Row], writer: Output, args: argpars
                                               class_names))
         progress.update(len(chunk))
 
-    pending: tuple[list[Row], dict[int, Any], Any] | None = None
-    for chunk in batches(rows, args.batch_size):
+    def encode(chunk: list[Row]) -> tuple[list[Row], dict[int, Any]]:
         encoded = {}
         for k, row in enumerate(chunk):
             if row.error is None:
@@ -281,18 +280,14 @@ def _predict_rows(model: Any, rows: Iterator[Row], writer: Output, args: argpars
                     encoded[k] = model.encode(row.text)
                 except (ValueError, TypeError, IndexError, LookupError) as exc:
                     row.error = str(exc)
-        if pending is not None and pending[2] is not None:
-            pending[2].result()  # one pass at a time: --threads caps the engine's cores
-        try:
-            # The Encodings are taken as they are: the tokens are not looked up again.
-            job = model._start_predict(list(encoded.values()), threads=args.threads,
-                                       background=True) if encoded else None
-        except Exception:
-            if pending is not None:
-                write(*pending)
-            raise
-        if pending is not None:
-            write(*pending)
-        pending = (chunk, encoded, job)
-    if pending is not None:
-        write(*pending)
+        return chunk, encoded
+
+    def start(chunk: tuple[list[Row], dict[int, Any]]) -> Any:
+        # The Encodings are taken as they are: the tokens are not looked up again.
+        encoded = chunk[1]
+        return model._start_predict(list(encoded.values()), threads=args.threads,
+                                    background=True) if encoded else None
+
+    chunks = (encode(chunk) for chunk in batches(rows, args.batch_size))
+    for (chunk, encoded), job in one_behind(chunks, start):
+        write(chunk, encoded, job)
